@@ -1,0 +1,250 @@
+//! The command line. `main` parses with [`Cli`] and calls [`run`]; every subcommand is a
+//! function here over the library, and Ctrl-C/SIGTERM tear down what this process created.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::cluster::{self, Cluster, ClusterSpec};
+use crate::docker::{self, Selector};
+use crate::error::{Error, Result};
+use crate::image::{self, Line, Source};
+
+#[derive(Debug, Parser)]
+#[command(name = "etcd-drill", version, about = "Chaos and disaster-recovery drills for etcd, in real containers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build or adopt the local etcd image (no registry needed).
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Start, list and stop clusters.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run left).
+    Cleanup,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build etcd-drill/etcd:<version> FROM scratch with etcd, etcdctl, etcdutl and their libraries.
+    Build {
+        /// etcd line: 3.5 (Debian trixie) or 3.4 (Debian bookworm).
+        #[arg(long, default_value = image::DEFAULT_VERSION)]
+        version: String,
+        /// Use the etcd binaries in this directory instead of Debian's packages.
+        #[arg(long, conflicts_with = "image")]
+        from_dir: Option<PathBuf>,
+        /// Adopt an existing local image (binaries in /usr/local/bin) as-is.
+        #[arg(long)]
+        image: Option<String>,
+        /// Rebuild even if the image is present.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start a cluster, wait until healthy, print it and leave it running.
+    Up(UpArgs),
+    /// List running clusters.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tear a cluster down (containers, volumes, network, certificates).
+    Down { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Number of members, 1 to 9.
+    #[arg(long)]
+    pub size: usize,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value = image::DEFAULT_VERSION)]
+    pub version: String,
+    /// Client and peer TLS with client-certificate auth, like the seed's etcdctl procedure.
+    #[arg(long)]
+    pub tls: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a command ended, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A drill ran and its verdict is "fail".
+    VerdictFailed,
+    /// Stopped by Ctrl-C/SIGTERM after tearing down.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::VerdictFailed => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs a command; on Ctrl-C or SIGTERM drops it (which tears down its clusters) and then
+/// removes anything else this run created.
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    let run_id = docker::new_run_id();
+    let work = dispatch(cli.command, run_id.clone());
+    tokio::select! {
+        r = work => r,
+        _ = shutdown_signal() => {
+            eprintln!("etcd-drill: interrupted; tearing down what this run created");
+            if let Ok(d) = docker::connect().await {
+                docker::remove_objects(&d, &Selector::run(&run_id)).await?;
+            }
+            Ok(Outcome::Interrupted)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
+    match command {
+        Command::Image { command: ImageCommand::Build { version, from_dir, image, force } } => {
+            let source = match (from_dir, image) {
+                (Some(dir), _) => Source::Dir(dir),
+                (None, Some(reference)) => Source::Existing(reference),
+                (None, None) => Source::Debian(Line::parse(&version)?),
+            };
+            let docker = docker::connect().await?;
+            let img = image::build(&docker, source, force).await?;
+            println!("{} (etcd {})", img.tag, img.version);
+            Ok(Outcome::Ok)
+        }
+        Command::Cluster { command: ClusterCommand::Up(args) } => cluster_up(args, run_id).await,
+        Command::Cluster { command: ClusterCommand::Ls { json } } => cluster_ls(json).await,
+        Command::Cluster { command: ClusterCommand::Down { name } } => {
+            cluster::validate_name(&name)?;
+            let docker = docker::connect().await?;
+            if docker::list_objects(&docker, &Selector::cluster(&name)).await?.is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "no cluster named {name}; `etcd-drill cluster ls` lists the running ones"
+                )));
+            }
+            cluster::destroy_by_name(&docker, &name).await?;
+            println!("cluster {name} removed");
+            Ok(Outcome::Ok)
+        }
+        Command::Cleanup => {
+            let docker = docker::connect().await?;
+            let removed = docker::remove_objects(&docker, &Selector::all()).await?;
+            println!(
+                "removed {} containers, {} networks, {} volumes labelled etcd-drill=1",
+                removed.containers.len(),
+                removed.networks.len(),
+                removed.volumes.len()
+            );
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// The `--json` shape of a cluster, also used by `cluster ls --json`.
+pub fn cluster_json(c: &Cluster) -> serde_json::Value {
+    let mut v = json!({
+        "name": c.name(),
+        "size": c.members.len(),
+        "version": c.image.version,
+        "members": c.members.iter().map(|m| json!({
+            "name": m.name, "container": m.container, "client_url": m.client_url, "id": format!("{:x}", m.id),
+        })).collect::<Vec<_>>(),
+        "tls": c.spec.tls,
+    });
+    if let Some(pki) = &c.pki {
+        v["cacert"] = json!(pki.ca_path());
+        v["cert"] = json!(pki.client_cert_path());
+        v["key"] = json!(pki.client_key_path());
+    }
+    v
+}
+
+async fn cluster_up(args: UpArgs, run_id: String) -> Result<Outcome> {
+    let mut spec = ClusterSpec::new(args.size);
+    spec.run_id = run_id;
+    spec.version = args.version;
+    spec.tls = args.tls;
+    if let Some(n) = args.name {
+        spec.name = n;
+    }
+    spec.validate()?;
+    let docker = docker::connect().await?;
+    let c = Cluster::start(&docker, spec).await?.keep();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&cluster_json(&c)).expect("json"));
+    } else {
+        println!(
+            "cluster {}: {} members, etcd {}, {}, healthy in {:.2}s",
+            c.name(),
+            c.members.len(),
+            c.image.version,
+            c.scheme(),
+            c.start_elapsed.as_secs_f64()
+        );
+        for m in &c.members {
+            println!("  {:<7} {:<28} {}", m.name, m.container, m.client_url);
+        }
+        let endpoints: Vec<&str> = c.members.iter().map(|m| m.client_url.as_str()).collect();
+        match &c.pki {
+            Some(p) => println!(
+                "try: etcdctl --endpoints {} --cacert {} --cert {} --key {} endpoint health",
+                endpoints.join(","),
+                p.ca_path().display(),
+                p.client_cert_path().display(),
+                p.client_key_path().display()
+            ),
+            None => println!("try: etcdctl --endpoints {} endpoint health", endpoints.join(",")),
+        }
+        println!("tear down: etcd-drill cluster down {}", c.name());
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn cluster_ls(json: bool) -> Result<Outcome> {
+    let docker = docker::connect().await?;
+    let rows = cluster::list(&docker).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    } else if rows.is_empty() {
+        println!("no clusters");
+    } else {
+        println!("{:<24} {:>4} {:>8} {:<5} IMAGE", "NAME", "SIZE", "RUNNING", "TLS");
+        for r in rows {
+            println!("{:<24} {:>4} {:>8} {:<5} {}", r.name, r.size, r.running, r.tls, r.image);
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,587 @@
+//! Real etcd clusters of 1–9 members in Docker: one network per cluster, one container and
+//! one named volume per member, every member's client port published on 127.0.0.1 so the
+//! harness can talk to each member directly.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, VolumeCreateRequest,
+};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+use crate::docker::{self, LABEL_MEMBER, Selector};
+use crate::error::{Error, Result};
+use crate::image::{self, BIN_DIR, EtcdImage};
+use crate::tls::{CONTAINER_PKI_DIR, Pki};
+
+pub const MIN_SIZE: usize = 1;
+pub const MAX_SIZE: usize = 9;
+pub const CLIENT_PORT: u16 = 2379;
+pub const PEER_PORT: u16 = 2380;
+pub const DATA_DIR: &str = "/var/lib/etcd";
+
+/// Extra labels on the cluster network, so `cluster ls` can describe a cluster without any
+/// state on disk.
+const LABEL_SIZE: &str = "etcd-drill.size";
+const LABEL_TLS: &str = "etcd-drill.tls";
+const LABEL_IMAGE: &str = "etcd-drill.image";
+
+/// How member containers are started. Measured by `make bench`; see README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartOrder {
+    /// All `docker start` calls at once.
+    Concurrent,
+    /// One `docker start` after another, each awaited.
+    Sequential,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub size: usize,
+    /// "3.5", "3.4", or a full version with a local image.
+    pub version: String,
+    pub tls: bool,
+    pub run_id: String,
+    pub start_timeout: Duration,
+    pub start_order: StartOrder,
+}
+
+impl ClusterSpec {
+    pub fn new(size: usize) -> Self {
+        ClusterSpec {
+            name: format!("drill-{:06x}", rand::random::<u32>() & 0xff_ffff),
+            size,
+            version: image::DEFAULT_VERSION.to_string(),
+            tls: false,
+            run_id: docker::new_run_id(),
+            start_timeout: Duration::from_secs(60),
+            start_order: StartOrder::Sequential,
+        }
+    }
+
+    /// Checks everything that can be checked without Docker, so bad input never creates
+    /// anything.
+    pub fn validate(&self) -> Result<()> {
+        validate_size(self.size)?;
+        validate_name(&self.name)?;
+        image::Line::parse(&self.version)?;
+        Ok(())
+    }
+}
+
+pub fn validate_size(size: usize) -> Result<()> {
+    if (MIN_SIZE..=MAX_SIZE).contains(&size) {
+        Ok(())
+    } else {
+        Err(Error::InvalidSize { size })
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "invalid cluster name {name:?}: use 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// One etcd member: its identity inside the cluster and how the harness reaches it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    /// 1-based, matching the member name `etcd-<index>`.
+    pub index: usize,
+    /// etcd member name; also its DNS alias on the cluster network.
+    pub name: String,
+    pub container: String,
+    pub volume: String,
+    /// From the host: `http(s)://127.0.0.1:<published port>`.
+    pub client_url: String,
+    /// From the cluster network: `http(s)://etcd-<index>:2380`.
+    pub peer_url: String,
+    /// etcd's member ID, known once the cluster is healthy.
+    pub id: u64,
+    #[serde(skip)]
+    host_port: u16,
+}
+
+pub fn member_name(index: usize) -> String {
+    format!("etcd-{index}")
+}
+
+pub struct Cluster {
+    docker: Docker,
+    pub spec: ClusterSpec,
+    pub image: EtcdImage,
+    pub network: String,
+    pub members: Vec<Member>,
+    /// `--initial-cluster-token` the members were bootstrapped with.
+    pub token: String,
+    pub pki: Option<Pki>,
+    pub run_dir: PathBuf,
+    /// Time from the first Docker call to healthy.
+    pub start_elapsed: Duration,
+    keep: bool,
+    torn_down: bool,
+}
+
+/// Where per-cluster files (certificates, snapshots) live: `$ETCD_DRILL_STATE_DIR/<cluster>`,
+/// by default under the system temp dir.
+pub fn run_dir(cluster: &str) -> PathBuf {
+    std::env::var_os("ETCD_DRILL_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("etcd-drill"))
+        .join(cluster)
+}
+
+/// A free TCP port on loopback, for a member's published client port. Chosen up front
+/// (rather than letting Docker pick) so the URL survives container restarts.
+fn free_loopback_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(Error::io("finding a free port", "127.0.0.1"))?;
+    Ok(l.local_addr().map_err(Error::io("finding a free port", "127.0.0.1"))?.port())
+}
+
+impl Cluster {
+    /// Creates and starts a cluster, returning once it is healthy: the member list is
+    /// complete, all members agree on one leader, and a linearizable read through each
+    /// member succeeds.
+    pub async fn start(docker: &Docker, spec: ClusterSpec) -> Result<Cluster> {
+        spec.validate()?;
+        let image = image::resolve(docker, &spec.version).await?;
+        let t0 = Instant::now();
+        let scheme = if spec.tls { "https" } else { "http" };
+        let mut members = Vec::with_capacity(spec.size);
+        for index in 1..=spec.size {
+            let name = member_name(index);
+            let host_port = free_loopback_port()?;
+            members.push(Member {
+                index,
+                container: format!("{}-{name}", spec.name),
+                volume: format!("{}-{name}-data", spec.name),
+                client_url: format!("{scheme}://127.0.0.1:{host_port}"),
+                peer_url: format!("{scheme}://{name}:{PEER_PORT}"),
+                name,
+                id: 0,
+                host_port,
+            });
+        }
+        let run_dir = run_dir(&spec.name);
+        let pki = if spec.tls {
+            let names: Vec<(String, Vec<String>)> =
+                members.iter().map(|m| (m.name.clone(), vec![m.name.clone(), m.container.clone()])).collect();
+            Some(Pki::generate(&run_dir.join("pki"), &names)?)
+        } else {
+            None
+        };
+        let mut cluster = Cluster {
+            docker: docker.clone(),
+            network: format!("{}-net", spec.name),
+            token: format!("{}-{:08x}", spec.name, rand::random::<u32>()),
+            image,
+            members,
+            pki,
+            run_dir,
+            spec,
+            start_elapsed: Duration::ZERO,
+            keep: false,
+            torn_down: false,
+        };
+        // From here on, `cluster` owns whatever gets created: an error drops it, and Drop
+        // removes everything labelled with its name.
+        cluster.create_network().await?;
+        let initial = cluster.initial_cluster();
+        futures_util::future::try_join_all(cluster.members.iter().map(|m| cluster.create_member(m, &initial, "new")))
+            .await?;
+        cluster.start_members().await?;
+        cluster.wait_healthy(cluster.spec.start_timeout).await?;
+        cluster.start_elapsed = t0.elapsed();
+        Ok(cluster)
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.spec.tls { "https" } else { "http" }
+    }
+
+    /// `etcd-1=http://etcd-1:2380,etcd-2=...` for the current member set.
+    pub fn initial_cluster(&self) -> String {
+        self.members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn labels(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        docker::labels(&self.spec.name, &self.spec.run_id, extra)
+    }
+
+    async fn create_network(&self) -> Result<()> {
+        let size = self.spec.size.to_string();
+        let tls = self.spec.tls.to_string();
+        let labels = self.labels(&[(LABEL_SIZE, &size), (LABEL_TLS, &tls), (LABEL_IMAGE, &self.image.tag)]);
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: self.network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(Error::docker(format!("creating network {}", self.network)))?;
+        Ok(())
+    }
+
+    /// etcd's command line for a member, shaped like the seed's systemd units.
+    pub fn member_args(&self, m: &Member, initial_cluster: &str, state: &str) -> Vec<String> {
+        let s = self.scheme();
+        let mut a: Vec<String> = [
+            ("--name", m.name.clone()),
+            ("--data-dir", DATA_DIR.to_string()),
+            ("--listen-client-urls", format!("{s}://0.0.0.0:{CLIENT_PORT}")),
+            ("--advertise-client-urls", format!("{s}://{}:{CLIENT_PORT}", m.name)),
+            ("--listen-peer-urls", format!("{s}://0.0.0.0:{PEER_PORT}")),
+            ("--initial-advertise-peer-urls", m.peer_url.clone()),
+            ("--initial-cluster", initial_cluster.to_string()),
+            ("--initial-cluster-token", self.token.clone()),
+            ("--initial-cluster-state", state.to_string()),
+            ("--logger", "zap".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+        if self.spec.tls {
+            let d = CONTAINER_PKI_DIR;
+            a.extend([
+                format!("--cert-file={d}/server.pem"),
+                format!("--key-file={d}/server-key.pem"),
+                format!("--trusted-ca-file={d}/ca.pem"),
+                "--client-cert-auth".to_string(),
+                format!("--peer-cert-file={d}/peer.pem"),
+                format!("--peer-key-file={d}/peer-key.pem"),
+                format!("--peer-trusted-ca-file={d}/ca.pem"),
+                "--peer-client-cert-auth".to_string(),
+            ]);
+        }
+        a
+    }
+
+    /// Creates the member's volume (if missing) and container, and copies its certificates
+    /// in. Does not start it.
+    pub async fn create_member(&self, m: &Member, initial_cluster: &str, state: &str) -> Result<()> {
+        let labels = self.labels(&[(LABEL_MEMBER, &m.name)]);
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(m.volume.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(Error::docker(format!("creating volume {} for member {}", m.volume, m.name)))?;
+        let port_key = format!("{CLIENT_PORT}/tcp");
+        let body = ContainerCreateBody {
+            image: Some(self.image.tag.clone()),
+            entrypoint: Some(vec![format!("{BIN_DIR}/etcd")]),
+            cmd: Some(self.member_args(m, initial_cluster, state)),
+            hostname: Some(m.name.clone()),
+            labels: Some(labels),
+            exposed_ports: Some(vec![port_key.clone()]),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(m.volume.clone()),
+                    target: Some(DATA_DIR.into()),
+                    ..Default::default()
+                }]),
+                port_bindings: Some(HashMap::from([(
+                    port_key,
+                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(m.host_port.to_string()) }]),
+                )])),
+                network_mode: Some(self.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    self.network.clone(),
+                    EndpointSettings { aliases: Some(vec![m.name.clone()]), ..Default::default() },
+                )])),
+            }),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().name(&m.container).build()), body)
+            .await
+            .map_err(Error::docker(format!("creating container for member {}", m.name)))?;
+        if let Some(pki) = &self.pki {
+            let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path("/").build();
+            // Docker needs the target directory to exist, so the archive carries it.
+            let archive = prefix_archive(&pki.member_archive(&m.name)?, CONTAINER_PKI_DIR.trim_start_matches('/'));
+            self.docker
+                .upload_to_container(&m.container, Some(opts), bollard::body_full(archive.into()))
+                .await
+                .map_err(Error::docker(format!("copying certificates into member {}", m.name)))?;
+        }
+        Ok(())
+    }
+
+    async fn start_members(&self) -> Result<()> {
+        let start = |m: &Member| {
+            let docker = self.docker.clone();
+            let (c, n) = (m.container.clone(), m.name.clone());
+            async move {
+                docker
+                    .start_container(&c, None::<StartContainerOptions>)
+                    .await
+                    .map_err(Error::docker(format!("starting member {n}")))
+            }
+        };
+        match self.spec.start_order {
+            StartOrder::Concurrent => {
+                futures_util::future::try_join_all(self.members.iter().map(start)).await?;
+            }
+            StartOrder::Sequential => {
+                for m in &self.members {
+                    start(m).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn connect_options(&self) -> ConnectOptions {
+        let mut o = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(500))
+            .with_timeout(Duration::from_secs(3));
+        if let Some(pki) = &self.pki {
+            let (cert, key) = pki.client_pem();
+            o = o.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(pki.ca_pem()))
+                    .identity(Identity::from_pem(cert, key)),
+            );
+        }
+        o
+    }
+
+    /// A client bound to exactly one member (no load-balancing across endpoints), so every
+    /// observation is attributable to that member.
+    pub async fn client(&self, member: &Member) -> Result<Client> {
+        Client::connect([member.client_url.as_str()], Some(self.connect_options()))
+            .await
+            .map_err(Error::etcd(&member.name, "connecting"))
+    }
+
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// One health probe of one member: (its ID, the leader it sees).
+    async fn probe_member(&self, m: &Member, expected_size: usize) -> std::result::Result<(u64, u64), String> {
+        let mut c = self.client(m).await.map_err(|e| e.to_string())?;
+        let list = c.member_list().await.map_err(|e| format!("{}: member list: {e}", m.name))?;
+        let started = list.members().iter().filter(|x| !x.name().is_empty() && !x.client_urls().is_empty()).count();
+        if list.members().len() != expected_size || started != expected_size {
+            return Err(format!(
+                "{}: member list has {} members ({} started), want {}",
+                m.name,
+                list.members().len(),
+                started,
+                expected_size
+            ));
+        }
+        let status = c.status().await.map_err(|e| format!("{}: status: {e}", m.name))?;
+        let id = status.header().map(|h| h.member_id()).unwrap_or(0);
+        if status.leader() == 0 {
+            return Err(format!("{}: no leader", m.name));
+        }
+        // A linearizable read goes through the leader's read index: proof of a working quorum.
+        c.get("etcd-drill/health", None).await.map_err(|e| format!("{}: linearizable read: {e}", m.name))?;
+        Ok((id, status.leader()))
+    }
+
+    /// Polls until every member is healthy and all agree on one leader.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
+        let t0 = Instant::now();
+        let expected = self.members.len();
+        let mut last;
+        loop {
+            let results = futures_util::future::join_all(self.members.iter().map(|m| self.probe_member(m, expected))).await;
+            match results.into_iter().collect::<std::result::Result<Vec<_>, _>>() {
+                Ok(ok) => {
+                    let leaders: std::collections::BTreeSet<u64> = ok.iter().map(|(_, l)| *l).collect();
+                    if leaders.len() == 1 {
+                        for (m, (id, _)) in self.members.iter_mut().zip(ok) {
+                            m.id = id;
+                        }
+                        return Ok(());
+                    }
+                    last = format!("members disagree on the leader: {leaders:?}");
+                }
+                Err(e) => last = e,
+            }
+            if t0.elapsed() >= timeout {
+                return Err(Error::Unhealthy {
+                    cluster: self.spec.name.clone(),
+                    waited_s: t0.elapsed().as_secs_f64(),
+                    reason: last,
+                    logs: self.member_logs(15).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn member_logs(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for m in &self.members {
+            out.push_str(&format!("[{}]\n{}\n", m.name, docker::tail_logs(&self.docker, &m.container, lines).await));
+        }
+        out
+    }
+
+    /// Leaves the cluster running when this value is dropped (`cluster up`).
+    pub fn keep(mut self) -> Self {
+        self.keep = true;
+        self
+    }
+
+    /// Removes every container, volume and network of this cluster, and its run directory.
+    pub async fn destroy(mut self) -> Result<()> {
+        self.torn_down = true;
+        destroy_by_name(&self.docker, &self.spec.name).await
+    }
+}
+
+/// Tears down a cluster by name (for `cluster down`, and anything that lost its handle).
+pub async fn destroy_by_name(docker: &Docker, name: &str) -> Result<()> {
+    docker::remove_objects(docker, &Selector::cluster(name)).await?;
+    let dir = run_dir(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(Error::io("removing the cluster's run directory", &dir))?;
+    }
+    Ok(())
+}
+
+impl Drop for Cluster {
+    /// Tests and failed starts drop clusters without an explicit `destroy`; a panic unwinding
+    /// through a test drops them too. Async work cannot run in `drop`, so a short-lived thread
+    /// with its own runtime does the teardown and is joined.
+    fn drop(&mut self) {
+        if self.keep || self.torn_down {
+            return;
+        }
+        let name = self.spec.name.clone();
+        let docker = self.docker.clone();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            match rt {
+                Ok(rt) => rt.block_on(destroy_by_name(&docker, &name)).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        if let Ok(Err(e)) = handle.join() {
+            eprintln!("etcd-drill: tearing down cluster {} failed: {e}; run `etcd-drill cleanup`", self.spec.name);
+        }
+    }
+}
+
+/// Re-roots every entry of a tar archive under `prefix/`, creating the directory entry.
+fn prefix_archive(archive: &[u8], prefix: &str) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_cksum();
+    out.append_data(&mut dir, format!("{prefix}/"), std::io::empty()).expect("in-memory tar");
+    let mut a = tar::Archive::new(archive);
+    for e in a.entries().expect("in-memory tar") {
+        let mut e = e.expect("in-memory tar");
+        let path = format!("{prefix}/{}", e.path().expect("in-memory tar").display());
+        let mut h = e.header().clone();
+        out.append_data(&mut h, path, &mut e).expect("in-memory tar");
+    }
+    out.into_inner().expect("in-memory tar")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_outside_one_to_nine_are_refused() {
+        for bad in [0, 10, 100] {
+            let err = validate_size(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("invalid cluster size {bad}")), "{err}");
+        }
+        for good in 1..=9 {
+            validate_size(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn names_are_docker_safe() {
+        validate_name("drill-abc").unwrap();
+        assert!(validate_name("Bad_Name").is_err());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("-x").is_err());
+    }
+}
+
+/// A cluster as `cluster ls` sees it, read from Docker labels alone.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterRow {
+    pub name: String,
+    pub size: usize,
+    pub running: usize,
+    pub tls: bool,
+    pub image: String,
+}
+
+pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
+    use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+    let filters = HashMap::from([("label".to_string(), vec![docker::LABEL.to_string()])]);
+    let nets = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build()))
+        .await
+        .map_err(Error::docker("listing networks"))?;
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::default().filters(&filters).build()))
+        .await
+        .map_err(Error::docker("listing containers"))?;
+    let mut rows: Vec<ClusterRow> = nets
+        .into_iter()
+        .filter_map(|n| {
+            let l = n.labels?;
+            let name = l.get(docker::LABEL_CLUSTER)?.clone();
+            let running = containers
+                .iter()
+                .filter(|c| c.labels.as_ref().and_then(|cl| cl.get(docker::LABEL_CLUSTER)) == Some(&name))
+                .count();
+            Some(ClusterRow {
+                size: l.get(LABEL_SIZE).and_then(|s| s.parse().ok()).unwrap_or(0),
+                tls: l.get(LABEL_TLS).map(|t| t == "true").unwrap_or(false),
+                image: l.get(LABEL_IMAGE).cloned().unwrap_or_default(),
+                running,
+                name,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}

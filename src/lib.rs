@@ -1,0 +1,17 @@
+//! etcd-drill: chaos and disaster-recovery drills against real etcd clusters in Docker.
+//!
+//! Modules, one concern each:
+//! - [`image`]: building the local etcd image offline;
+//! - [`cluster`]: starting, probing and tearing down clusters of 1–9 members;
+//! - [`tls`]: per-cluster certificates;
+//! - [`docker`]: connection, labels, cleanup, one-shot containers;
+//! - [`cli`]: the command line (the binary only parses and maps errors to exit codes).
+
+pub mod cli;
+pub mod cluster;
+pub mod docker;
+pub mod error;
+pub mod image;
+pub mod tls;
+
+pub use error::{Error, Result};
