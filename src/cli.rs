@@ -12,7 +12,11 @@ use crate::error::{Error, Result};
 use crate::image::{self, Line, Source};
 
 #[derive(Debug, Parser)]
-#[command(name = "etcd-drill", version, about = "Chaos and disaster-recovery drills for etcd, in real containers")]
+#[command(
+    name = "etcd-drill",
+    version,
+    about = "Chaos and disaster-recovery drills for etcd, in real containers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,7 +35,11 @@ pub enum Command {
         command: ClusterCommand,
     },
     /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run left).
-    Cleanup,
+    Cleanup {
+        /// Only this cluster's objects.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,8 +111,12 @@ impl Outcome {
 }
 
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs a command; on Ctrl-C or SIGTERM drops it (which tears down its clusters) and then
@@ -134,7 +146,15 @@ async fn shutdown_signal() {
 
 async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
     match command {
-        Command::Image { command: ImageCommand::Build { version, from_dir, image, force } } => {
+        Command::Image {
+            command:
+                ImageCommand::Build {
+                    version,
+                    from_dir,
+                    image,
+                    force,
+                },
+        } => {
             let source = match (from_dir, image) {
                 (Some(dir), _) => Source::Dir(dir),
                 (None, Some(reference)) => Source::Existing(reference),
@@ -145,12 +165,21 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             println!("{} (etcd {})", img.tag, img.version);
             Ok(Outcome::Ok)
         }
-        Command::Cluster { command: ClusterCommand::Up(args) } => cluster_up(args, run_id).await,
-        Command::Cluster { command: ClusterCommand::Ls { json } } => cluster_ls(json).await,
-        Command::Cluster { command: ClusterCommand::Down { name } } => {
+        Command::Cluster {
+            command: ClusterCommand::Up(args),
+        } => cluster_up(args, run_id).await,
+        Command::Cluster {
+            command: ClusterCommand::Ls { json },
+        } => cluster_ls(json).await,
+        Command::Cluster {
+            command: ClusterCommand::Down { name },
+        } => {
             cluster::validate_name(&name)?;
             let docker = docker::connect().await?;
-            if docker::list_objects(&docker, &Selector::cluster(&name)).await?.is_empty() {
+            if docker::list_objects(&docker, &Selector::cluster(&name))
+                .await?
+                .is_empty()
+            {
                 return Err(Error::InvalidInput(format!(
                     "no cluster named {name}; `etcd-drill cluster ls` lists the running ones"
                 )));
@@ -159,9 +188,16 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             println!("cluster {name} removed");
             Ok(Outcome::Ok)
         }
-        Command::Cleanup => {
+        Command::Cleanup { cluster } => {
+            let sel = match cluster {
+                Some(name) => {
+                    cluster::validate_name(&name)?;
+                    Selector::cluster(&name)
+                }
+                None => Selector::all(),
+            };
             let docker = docker::connect().await?;
-            let removed = docker::remove_objects(&docker, &Selector::all()).await?;
+            let removed = docker::remove_objects(&docker, &sel).await?;
             println!(
                 "removed {} containers, {} networks, {} volumes labelled etcd-drill=1",
                 removed.containers.len(),
@@ -204,7 +240,10 @@ async fn cluster_up(args: UpArgs, run_id: String) -> Result<Outcome> {
     let docker = docker::connect().await?;
     let c = Cluster::start(&docker, spec).await?.keep();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&cluster_json(&c)).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&cluster_json(&c)).expect("json")
+        );
     } else {
         println!(
             "cluster {}: {} members, etcd {}, {}, healthy in {:.2}s",
@@ -226,7 +265,10 @@ async fn cluster_up(args: UpArgs, run_id: String) -> Result<Outcome> {
                 p.client_cert_path().display(),
                 p.client_key_path().display()
             ),
-            None => println!("try: etcdctl --endpoints {} endpoint health", endpoints.join(",")),
+            None => println!(
+                "try: etcdctl --endpoints {} endpoint health",
+                endpoints.join(",")
+            ),
         }
         println!("tear down: etcd-drill cluster down {}", c.name());
     }
@@ -241,9 +283,15 @@ async fn cluster_ls(json: bool) -> Result<Outcome> {
     } else if rows.is_empty() {
         println!("no clusters");
     } else {
-        println!("{:<24} {:>4} {:>8} {:<5} IMAGE", "NAME", "SIZE", "RUNNING", "TLS");
+        println!(
+            "{:<24} {:>4} {:>8} {:<5} IMAGE",
+            "NAME", "SIZE", "RUNNING", "TLS"
+        );
         for r in rows {
-            println!("{:<24} {:>4} {:>8} {:<5} {}", r.name, r.size, r.running, r.tls, r.image);
+            println!(
+                "{:<24} {:>4} {:>8} {:<5} {}",
+                r.name, r.size, r.running, r.tls, r.image
+            );
         }
     }
     Ok(Outcome::Ok)

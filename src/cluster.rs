@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
@@ -24,6 +24,8 @@ pub const MAX_SIZE: usize = 9;
 pub const CLIENT_PORT: u16 = 2379;
 pub const PEER_PORT: u16 = 2380;
 pub const DATA_DIR: &str = "/var/lib/etcd";
+/// What etcd (3.4 and 3.5, zap logger) logs once its peer handler is attached.
+const SERVING_PEERS: &str = "serving peer traffic";
 
 /// Extra labels on the cluster network, so `cluster ls` can describe a cluster without any
 /// state on disk.
@@ -39,6 +41,12 @@ pub enum StartOrder {
     Concurrent,
     /// One `docker start` after another, each awaited.
     Sequential,
+    /// `etcd-1` first; once it serves peer traffic, all the others at once. A new member
+    /// asks its peers (in sorted URL order) whether it is already bootstrapped and stops
+    /// at the first answer, waiting up to 1 s on a peer that accepts connections but is
+    /// not serving yet. With `etcd-1` serving, every other member gets its answer from the
+    /// first peer it asks, so no one waits on anyone.
+    FirstThenRest,
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +70,7 @@ impl ClusterSpec {
             tls: false,
             run_id: docker::new_run_id(),
             start_timeout: Duration::from_secs(60),
-            start_order: StartOrder::Sequential,
+            start_order: StartOrder::FirstThenRest,
         }
     }
 
@@ -87,7 +95,9 @@ pub fn validate_size(size: usize) -> Result<()> {
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 40
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
@@ -149,8 +159,11 @@ pub fn run_dir(cluster: &str) -> PathBuf {
 /// A free TCP port on loopback, for a member's published client port. Chosen up front
 /// (rather than letting Docker pick) so the URL survives container restarts.
 fn free_loopback_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(Error::io("finding a free port", "127.0.0.1"))?;
-    Ok(l.local_addr().map_err(Error::io("finding a free port", "127.0.0.1"))?.port())
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(Error::io("finding a free port", "127.0.0.1"))?;
+    Ok(l.local_addr()
+        .map_err(Error::io("finding a free port", "127.0.0.1"))?
+        .port())
 }
 
 impl Cluster {
@@ -179,8 +192,10 @@ impl Cluster {
         }
         let run_dir = run_dir(&spec.name);
         let pki = if spec.tls {
-            let names: Vec<(String, Vec<String>)> =
-                members.iter().map(|m| (m.name.clone(), vec![m.name.clone(), m.container.clone()])).collect();
+            let names: Vec<(String, Vec<String>)> = members
+                .iter()
+                .map(|m| (m.name.clone(), vec![m.name.clone(), m.container.clone()]))
+                .collect();
             Some(Pki::generate(&run_dir.join("pki"), &names)?)
         } else {
             None
@@ -201,11 +216,20 @@ impl Cluster {
         // From here on, `cluster` owns whatever gets created: an error drops it, and Drop
         // removes everything labelled with its name.
         cluster.create_network().await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "network created");
         let initial = cluster.initial_cluster();
-        futures_util::future::try_join_all(cluster.members.iter().map(|m| cluster.create_member(m, &initial, "new")))
-            .await?;
+        futures_util::future::try_join_all(
+            cluster
+                .members
+                .iter()
+                .map(|m| cluster.create_member(m, &initial, "new")),
+        )
+        .await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "members created");
         cluster.start_members().await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "members started");
         cluster.wait_healthy(cluster.spec.start_timeout).await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "healthy");
         cluster.start_elapsed = t0.elapsed();
         Ok(cluster)
     }
@@ -224,7 +248,11 @@ impl Cluster {
 
     /// `etcd-1=http://etcd-1:2380,etcd-2=...` for the current member set.
     pub fn initial_cluster(&self) -> String {
-        self.members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect::<Vec<_>>().join(",")
+        self.members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn labels(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
@@ -234,7 +262,11 @@ impl Cluster {
     async fn create_network(&self) -> Result<()> {
         let size = self.spec.size.to_string();
         let tls = self.spec.tls.to_string();
-        let labels = self.labels(&[(LABEL_SIZE, &size), (LABEL_TLS, &tls), (LABEL_IMAGE, &self.image.tag)]);
+        let labels = self.labels(&[
+            (LABEL_SIZE, &size),
+            (LABEL_TLS, &tls),
+            (LABEL_IMAGE, &self.image.tag),
+        ]);
         self.docker
             .create_network(NetworkCreateRequest {
                 name: self.network.clone(),
@@ -253,8 +285,14 @@ impl Cluster {
         let mut a: Vec<String> = [
             ("--name", m.name.clone()),
             ("--data-dir", DATA_DIR.to_string()),
-            ("--listen-client-urls", format!("{s}://0.0.0.0:{CLIENT_PORT}")),
-            ("--advertise-client-urls", format!("{s}://{}:{CLIENT_PORT}", m.name)),
+            (
+                "--listen-client-urls",
+                format!("{s}://0.0.0.0:{CLIENT_PORT}"),
+            ),
+            (
+                "--advertise-client-urls",
+                format!("{s}://{}:{CLIENT_PORT}", m.name),
+            ),
             ("--listen-peer-urls", format!("{s}://0.0.0.0:{PEER_PORT}")),
             ("--initial-advertise-peer-urls", m.peer_url.clone()),
             ("--initial-cluster", initial_cluster.to_string()),
@@ -283,7 +321,12 @@ impl Cluster {
 
     /// Creates the member's volume (if missing) and container, and copies its certificates
     /// in. Does not start it.
-    pub async fn create_member(&self, m: &Member, initial_cluster: &str, state: &str) -> Result<()> {
+    pub async fn create_member(
+        &self,
+        m: &Member,
+        initial_cluster: &str,
+        state: &str,
+    ) -> Result<()> {
         let labels = self.labels(&[(LABEL_MEMBER, &m.name)]);
         self.docker
             .create_volume(VolumeCreateRequest {
@@ -292,7 +335,10 @@ impl Cluster {
                 ..Default::default()
             })
             .await
-            .map_err(Error::docker(format!("creating volume {} for member {}", m.volume, m.name)))?;
+            .map_err(Error::docker(format!(
+                "creating volume {} for member {}",
+                m.volume, m.name
+            )))?;
         let port_key = format!("{CLIENT_PORT}/tcp");
         let body = ContainerCreateBody {
             image: Some(self.image.tag.clone()),
@@ -310,7 +356,10 @@ impl Cluster {
                 }]),
                 port_bindings: Some(HashMap::from([(
                     port_key,
-                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(m.host_port.to_string()) }]),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(m.host_port.to_string()),
+                    }]),
                 )])),
                 network_mode: Some(self.network.clone()),
                 ..Default::default()
@@ -318,23 +367,44 @@ impl Cluster {
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     self.network.clone(),
-                    EndpointSettings { aliases: Some(vec![m.name.clone()]), ..Default::default() },
+                    EndpointSettings {
+                        aliases: Some(vec![m.name.clone()]),
+                        ..Default::default()
+                    },
                 )])),
             }),
             ..Default::default()
         };
         self.docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().name(&m.container).build()), body)
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&m.container)
+                        .build(),
+                ),
+                body,
+            )
             .await
-            .map_err(Error::docker(format!("creating container for member {}", m.name)))?;
+            .map_err(Error::docker(format!(
+                "creating container for member {}",
+                m.name
+            )))?;
         if let Some(pki) = &self.pki {
-            let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path("/").build();
+            let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+                .path("/")
+                .build();
             // Docker needs the target directory to exist, so the archive carries it.
-            let archive = prefix_archive(&pki.member_archive(&m.name)?, CONTAINER_PKI_DIR.trim_start_matches('/'));
+            let archive = prefix_archive(
+                &pki.member_archive(&m.name)?,
+                CONTAINER_PKI_DIR.trim_start_matches('/'),
+            );
             self.docker
                 .upload_to_container(&m.container, Some(opts), bollard::body_full(archive.into()))
                 .await
-                .map_err(Error::docker(format!("copying certificates into member {}", m.name)))?;
+                .map_err(Error::docker(format!(
+                    "copying certificates into member {}",
+                    m.name
+                )))?;
         }
         Ok(())
     }
@@ -357,6 +427,24 @@ impl Cluster {
             StartOrder::Sequential => {
                 for m in &self.members {
                     start(m).await?;
+                }
+            }
+            StartOrder::FirstThenRest => {
+                let (first, rest) = self.members.split_first().expect("size >= 1 was validated");
+                let t = Instant::now();
+                start(first).await?;
+                tracing::debug!(elapsed = ?t.elapsed(), "first member started");
+                if !rest.is_empty() {
+                    // Only an optimisation: if the line never shows, starting the rest is still correct.
+                    let seen = docker::wait_for_log(
+                        &self.docker,
+                        &first.container,
+                        SERVING_PEERS,
+                        Duration::from_secs(5),
+                    )
+                    .await;
+                    tracing::debug!(seen, elapsed = ?t.elapsed(), "first member serving peers");
+                    futures_util::future::try_join_all(rest.iter().map(start)).await?;
                 }
             }
         }
@@ -390,40 +478,26 @@ impl Cluster {
         self.members.iter().find(|m| m.name == name)
     }
 
-    /// One health probe of one member: (its ID, the leader it sees).
-    async fn probe_member(&self, m: &Member, expected_size: usize) -> std::result::Result<(u64, u64), String> {
-        let mut c = self.client(m).await.map_err(|e| e.to_string())?;
-        let list = c.member_list().await.map_err(|e| format!("{}: member list: {e}", m.name))?;
-        let started = list.members().iter().filter(|x| !x.name().is_empty() && !x.client_urls().is_empty()).count();
-        if list.members().len() != expected_size || started != expected_size {
-            return Err(format!(
-                "{}: member list has {} members ({} started), want {}",
-                m.name,
-                list.members().len(),
-                started,
-                expected_size
-            ));
-        }
-        let status = c.status().await.map_err(|e| format!("{}: status: {e}", m.name))?;
-        let id = status.header().map(|h| h.member_id()).unwrap_or(0);
-        if status.leader() == 0 {
-            return Err(format!("{}: no leader", m.name));
-        }
-        // A linearizable read goes through the leader's read index: proof of a working quorum.
-        c.get("etcd-drill/health", None).await.map_err(|e| format!("{}: linearizable read: {e}", m.name))?;
-        Ok((id, status.leader()))
-    }
-
     /// Polls until every member is healthy and all agree on one leader.
     pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
         let t0 = Instant::now();
         let expected = self.members.len();
         let mut last;
         loop {
-            let results = futures_util::future::join_all(self.members.iter().map(|m| self.probe_member(m, expected))).await;
-            match results.into_iter().collect::<std::result::Result<Vec<_>, _>>() {
+            let opts = self.connect_options();
+            let results = futures_util::future::join_all(
+                self.members
+                    .iter()
+                    .map(|m| probe_member(&m.name, &m.client_url, opts.clone(), expected)),
+            )
+            .await;
+            match results
+                .into_iter()
+                .collect::<std::result::Result<Vec<_>, _>>()
+            {
                 Ok(ok) => {
-                    let leaders: std::collections::BTreeSet<u64> = ok.iter().map(|(_, l)| *l).collect();
+                    let leaders: std::collections::BTreeSet<u64> =
+                        ok.iter().map(|(_, l)| *l).collect();
                     if leaders.len() == 1 {
                         for (m, (id, _)) in self.members.iter_mut().zip(ok) {
                             m.id = id;
@@ -449,7 +523,11 @@ impl Cluster {
     pub async fn member_logs(&self, lines: usize) -> String {
         let mut out = String::new();
         for m in &self.members {
-            out.push_str(&format!("[{}]\n{}\n", m.name, docker::tail_logs(&self.docker, &m.container, lines).await));
+            out.push_str(&format!(
+                "[{}]\n{}\n",
+                m.name,
+                docker::tail_logs(&self.docker, &m.container, lines).await
+            ));
         }
         out
     }
@@ -467,12 +545,55 @@ impl Cluster {
     }
 }
 
+/// One health probe of one member: (its ID, the leader it sees), or why it is not healthy:
+/// the member list must have `expected_size` started members, a leader must be known, and
+/// a linearizable read must succeed.
+pub async fn probe_member(
+    name: &str,
+    url: &str,
+    opts: ConnectOptions,
+    expected_size: usize,
+) -> std::result::Result<(u64, u64), String> {
+    let mut c = Client::connect([url], Some(opts))
+        .await
+        .map_err(|e| format!("{name}: connect: {e}"))?;
+    let list = c
+        .member_list()
+        .await
+        .map_err(|e| format!("{name}: member list: {e}"))?;
+    let started = list
+        .members()
+        .iter()
+        .filter(|x| !x.name().is_empty() && !x.client_urls().is_empty())
+        .count();
+    if list.members().len() != expected_size || started != expected_size {
+        return Err(format!(
+            "{name}: member list has {} members ({started} started), want {expected_size}",
+            list.members().len()
+        ));
+    }
+    let status = c
+        .status()
+        .await
+        .map_err(|e| format!("{name}: status: {e}"))?;
+    let id = status.header().map(|h| h.member_id()).unwrap_or(0);
+    if status.leader() == 0 {
+        return Err(format!("{name}: no leader"));
+    }
+    // A linearizable read goes through the leader's read index: proof of a working quorum.
+    c.get("etcd-drill/health", None)
+        .await
+        .map_err(|e| format!("{name}: linearizable read: {e}"))?;
+    Ok((id, status.leader()))
+}
+
 /// Tears down a cluster by name (for `cluster down`, and anything that lost its handle).
 pub async fn destroy_by_name(docker: &Docker, name: &str) -> Result<()> {
     docker::remove_objects(docker, &Selector::cluster(name)).await?;
     let dir = run_dir(name);
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(Error::io("removing the cluster's run directory", &dir))?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(Error::io("removing the cluster's run directory", &dir))?;
     }
     Ok(())
 }
@@ -488,14 +609,21 @@ impl Drop for Cluster {
         let name = self.spec.name.clone();
         let docker = self.docker.clone();
         let handle = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             match rt {
-                Ok(rt) => rt.block_on(destroy_by_name(&docker, &name)).map_err(|e| e.to_string()),
+                Ok(rt) => rt
+                    .block_on(destroy_by_name(&docker, &name))
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
         });
         if let Ok(Err(e)) = handle.join() {
-            eprintln!("etcd-drill: tearing down cluster {} failed: {e}; run `etcd-drill cleanup`", self.spec.name);
+            eprintln!(
+                "etcd-drill: tearing down cluster {} failed: {e}; run `etcd-drill cleanup`",
+                self.spec.name
+            );
         }
     }
 }
@@ -508,13 +636,15 @@ fn prefix_archive(archive: &[u8], prefix: &str) -> Vec<u8> {
     dir.set_mode(0o755);
     dir.set_size(0);
     dir.set_cksum();
-    out.append_data(&mut dir, format!("{prefix}/"), std::io::empty()).expect("in-memory tar");
+    out.append_data(&mut dir, format!("{prefix}/"), std::io::empty())
+        .expect("in-memory tar");
     let mut a = tar::Archive::new(archive);
     for e in a.entries().expect("in-memory tar") {
         let mut e = e.expect("in-memory tar");
         let path = format!("{prefix}/{}", e.path().expect("in-memory tar").display());
         let mut h = e.header().clone();
-        out.append_data(&mut h, path, &mut e).expect("in-memory tar");
+        out.append_data(&mut h, path, &mut e)
+            .expect("in-memory tar");
     }
     out.into_inner().expect("in-memory tar")
 }
@@ -527,7 +657,10 @@ mod tests {
     fn sizes_outside_one_to_nine_are_refused() {
         for bad in [0, 10, 100] {
             let err = validate_size(bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("invalid cluster size {bad}")), "{err}");
+            assert!(
+                err.contains(&format!("invalid cluster size {bad}")),
+                "{err}"
+            );
         }
         for good in 1..=9 {
             validate_size(good).unwrap();
@@ -557,11 +690,19 @@ pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
     use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
     let filters = HashMap::from([("label".to_string(), vec![docker::LABEL.to_string()])]);
     let nets = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
         .await
         .map_err(Error::docker("listing networks"))?;
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::default().filters(&filters).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
         .await
         .map_err(Error::docker("listing containers"))?;
     let mut rows: Vec<ClusterRow> = nets
@@ -571,7 +712,12 @@ pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
             let name = l.get(docker::LABEL_CLUSTER)?.clone();
             let running = containers
                 .iter()
-                .filter(|c| c.labels.as_ref().and_then(|cl| cl.get(docker::LABEL_CLUSTER)) == Some(&name))
+                .filter(|c| {
+                    c.labels
+                        .as_ref()
+                        .and_then(|cl| cl.get(docker::LABEL_CLUSTER))
+                        == Some(&name)
+                })
                 .count();
             Some(ClusterRow {
                 size: l.get(LABEL_SIZE).and_then(|s| s.parse().ok()).unwrap_or(0),

@@ -23,12 +23,16 @@ pub const LABEL_MEMBER: &str = "etcd-drill.member";
 
 /// Connects to the local daemon and negotiates the API version down to what it speaks.
 pub async fn connect() -> Result<Docker> {
-    let docker = Docker::connect_with_local_defaults().map_err(|source| Error::DockerUnavailable { source })?;
+    let docker = Docker::connect_with_local_defaults()
+        .map_err(|source| Error::DockerUnavailable { source })?;
     let docker = docker
         .negotiate_version()
         .await
         .map_err(|source| Error::DockerUnavailable { source })?;
-    docker.ping().await.map_err(|source| Error::DockerUnavailable { source })?;
+    docker
+        .ping()
+        .await
+        .map_err(|source| Error::DockerUnavailable { source })?;
     Ok(docker)
 }
 
@@ -92,21 +96,37 @@ impl Objects {
 
 pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&sel.filters()).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&sel.filters())
+                .build(),
+        ))
         .await
         .map_err(Error::docker("listing containers"))?
         .into_iter()
-        .filter_map(|c| c.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string())))
+        .filter_map(|c| {
+            c.names
+                .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
+        })
         .collect();
     let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&sel.filters()).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&sel.filters())
+                .build(),
+        ))
         .await
         .map_err(Error::docker("listing networks"))?
         .into_iter()
         .filter_map(|n| n.name)
         .collect();
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&sel.filters()).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&sel.filters())
+                .build(),
+        ))
         .await
         .map_err(Error::docker("listing volumes"))?
         .volumes
@@ -114,7 +134,11 @@ pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
         .into_iter()
         .map(|v| v.name)
         .collect();
-    Ok(Objects { containers, networks, volumes })
+    Ok(Objects {
+        containers,
+        networks,
+        volumes,
+    })
 }
 
 /// Removes everything the selector matches: containers first (they hold the volumes and
@@ -122,7 +146,10 @@ pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
 /// concurrent or repeated cleanups are safe.
 pub async fn remove_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
     let found = list_objects(docker, sel).await?;
-    let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    let rm = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     futures_util::future::join_all(found.containers.iter().map(|c| {
         let rm = rm.clone();
         async move { ignore_missing(docker.remove_container(c, Some(rm)).await) }
@@ -132,29 +159,46 @@ pub async fn remove_objects(docker: &Docker, sel: &Selector) -> Result<Objects> 
     .collect::<Result<Vec<_>, _>>()
     .map_err(Error::docker("removing containers"))?;
     futures_util::future::join_all(found.volumes.iter().map(|v| async move {
-        ignore_missing(docker.remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>).await)
+        ignore_missing(
+            docker
+                .remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await,
+        )
     }))
     .await
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
     .map_err(Error::docker("removing volumes"))?;
     for n in &found.networks {
-        ignore_missing(docker.remove_network(n).await).map_err(Error::docker(format!("removing network {n}")))?;
+        ignore_missing(docker.remove_network(n).await)
+            .map_err(Error::docker(format!("removing network {n}")))?;
     }
     Ok(found)
 }
 
-pub(crate) fn ignore_missing(r: Result<(), bollard::errors::Error>) -> Result<(), bollard::errors::Error> {
+pub(crate) fn ignore_missing(
+    r: Result<(), bollard::errors::Error>,
+) -> Result<(), bollard::errors::Error> {
     match r {
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
         // "removal already in progress": another cleanup got there first.
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
         other => other,
     }
 }
 
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// Last `n` lines of a container's combined output.
@@ -176,6 +220,36 @@ pub async fn tail_logs(docker: &Docker, container: &str, n: usize) -> String {
         }
     }
     out
+}
+
+/// Follows a container's output until a line contains `needle`; false on timeout or end.
+pub async fn wait_for_log(
+    docker: &Docker,
+    container: &str,
+    needle: &str,
+    timeout: std::time::Duration,
+) -> bool {
+    let opts = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .follow(true)
+        .build();
+    let mut stream = docker.logs(container, Some(opts));
+    let find = async {
+        let mut carry = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            carry.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            if carry.contains(needle) {
+                return true;
+            }
+            // Keep only the unfinished last line; the needle never spans lines.
+            if let Some(i) = carry.rfind('\n') {
+                carry.drain(..=i);
+            }
+        }
+        false
+    };
+    tokio::time::timeout(timeout, find).await.unwrap_or(false)
 }
 
 /// A container that runs one command to completion (image build check, snapshot restore,
@@ -226,37 +300,62 @@ impl OneShot<'_> {
             ..Default::default()
         };
         docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), body)
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            )
             .await
-            .map_err(Error::docker(format!("creating one-shot container for {}", self.entrypoint)))?;
+            .map_err(Error::docker(format!(
+                "creating one-shot container for {}",
+                self.entrypoint
+            )))?;
         // From here on the container exists: remove it whatever happens.
         let result = async {
             if let Some((tar, dir)) = &self.upload {
-                let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path(dir).build();
+                let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+                    .path(dir)
+                    .build();
                 docker
                     .upload_to_container(&name, Some(opts), bollard::body_full(tar.clone().into()))
                     .await
                     .map_err(Error::docker(format!("copying files into {name}")))?;
             }
             docker
-                .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+                .start_container(
+                    &name,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                )
                 .await
-                .map_err(Error::docker(format!("starting one-shot {}", self.entrypoint)))?;
-            let mut wait = docker.wait_container(&name, Some(WaitContainerOptionsBuilder::default().build()));
+                .map_err(Error::docker(format!(
+                    "starting one-shot {}",
+                    self.entrypoint
+                )))?;
+            let mut wait =
+                docker.wait_container(&name, Some(WaitContainerOptionsBuilder::default().build()));
             let mut exit_code = 0;
             while let Some(r) = wait.next().await {
                 match r {
                     Ok(w) => exit_code = w.status_code,
                     // bollard reports a non-zero exit as an error carrying the code.
-                    Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => exit_code = code,
-                    Err(e) => return Err(Error::docker(format!("waiting for one-shot {}", self.entrypoint))(e)),
+                    Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => {
+                        exit_code = code
+                    }
+                    Err(e) => {
+                        return Err(Error::docker(format!(
+                            "waiting for one-shot {}",
+                            self.entrypoint
+                        ))(e));
+                    }
                 }
             }
             let output = tail_logs(docker, &name, 200).await;
             Ok(OneShotOutput { exit_code, output })
         }
         .await;
-        let rm = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        let rm = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
         let _ = ignore_missing(docker.remove_container(&name, Some(rm)).await);
         result
     }
@@ -271,7 +370,8 @@ pub fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
         h.set_mode(*mode);
         h.set_mtime(0);
         h.set_cksum();
-        b.append_data(&mut h, path, *data).expect("writing to a Vec cannot fail");
+        b.append_data(&mut h, path, *data)
+            .expect("writing to a Vec cannot fail");
     }
     b.into_inner().expect("writing to a Vec cannot fail")
 }

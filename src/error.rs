@@ -23,19 +23,25 @@ pub enum Error {
         source: bollard::errors::Error,
     },
 
-    #[error("etcd image {tag} is not present locally; build it with `etcd-drill image build --version {version}`")]
+    #[error(
+        "etcd image {tag} is not present locally; build it with `etcd-drill image build --version {version}`"
+    )]
     ImageMissing { tag: String, version: String },
 
     #[error("building the etcd image failed: {0}")]
     ImageBuild(String),
 
-    #[error("invalid cluster size {size}: a cluster has 1 to 9 members (etcd's fault-tolerance table covers 1..=9)")]
+    #[error(
+        "invalid cluster size {size}: a cluster has 1 to 9 members (etcd's fault-tolerance table covers 1..=9)"
+    )]
     InvalidSize { size: usize },
 
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    #[error("cluster {cluster} did not become healthy within {waited_s:.1}s: {reason}\n--- last log lines ---\n{logs}")]
+    #[error(
+        "cluster {cluster} did not become healthy within {waited_s:.1}s: {reason}\n--- last log lines ---\n{logs}"
+    )]
     Unhealthy {
         cluster: String,
         waited_s: f64,
@@ -67,18 +73,34 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn docker(context: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+    pub(crate) fn docker(
+        context: impl Into<String>,
+    ) -> impl FnOnce(bollard::errors::Error) -> Error {
         let context = context.into();
         move |source| Error::Docker { context, source }
     }
 
-    pub(crate) fn io(context: impl Into<String>, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(
+        context: impl Into<String>,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let (context, path) = (context.into(), path.into());
-        move |source| Error::Io { context, path, source }
+        move |source| Error::Io {
+            context,
+            path,
+            source,
+        }
     }
 
-    pub(crate) fn etcd(member: &str, context: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> Error {
+    pub(crate) fn etcd(
+        member: &str,
+        context: impl Into<String>,
+    ) -> impl FnOnce(etcd_client::Error) -> Error {
         let (member, context) = (member.to_string(), context.into());
-        move |source| Error::Etcd { member, context, source }
+        move |source| Error::Etcd {
+            member,
+            context,
+            source,
+        }
     }
 }

@@ -87,7 +87,10 @@ pub async fn resolve(docker: &Docker, version: &str) -> Result<EtcdImage> {
                 .unwrap_or_else(|| version.to_string());
             Ok(EtcdImage { tag, version: full })
         }
-        Err(e) if docker::is_not_found(&e) => Err(Error::ImageMissing { tag, version: line.as_str().to_string() }),
+        Err(e) if docker::is_not_found(&e) => Err(Error::ImageMissing {
+            tag,
+            version: line.as_str().to_string(),
+        }),
         Err(e) => Err(Error::docker(format!("inspecting image {tag}"))(e)),
     }
 }
@@ -116,7 +119,10 @@ pub async fn build(docker: &Docker, source: Source, force: bool) -> Result<EtcdI
         Source::Existing(reference) => adopt_existing(docker, &reference).await,
         Source::Dir(dir) => build_from_dir(docker, &dir).await,
         Source::Debian(line) => {
-            let work = tempfile::tempdir().map_err(Error::io("creating a scratch directory", std::env::temp_dir()))?;
+            let work = tempfile::tempdir().map_err(Error::io(
+                "creating a scratch directory",
+                std::env::temp_dir(),
+            ))?;
             let bin = download_debian(line, work.path())?;
             build_from_dir(docker, &bin).await
         }
@@ -128,7 +134,8 @@ pub async fn build(docker: &Docker, source: Source, force: bool) -> Result<EtcdI
 fn download_debian(line: Line, work: &Path) -> Result<PathBuf> {
     let suite = line.debian_suite();
     for d in ["lists/partial", "cache/archives/partial", "debs", "root"] {
-        std::fs::create_dir_all(work.join(d)).map_err(Error::io("creating apt scratch dirs", work))?;
+        std::fs::create_dir_all(work.join(d))
+            .map_err(Error::io("creating apt scratch dirs", work))?;
     }
     let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
     if !Path::new(keyring).exists() {
@@ -137,8 +144,11 @@ fn download_debian(line: Line, work: &Path) -> Result<PathBuf> {
         )));
     }
     let sources = work.join("sources.list");
-    std::fs::write(&sources, format!("deb [signed-by={keyring}] http://deb.debian.org/debian {suite} main\n"))
-        .map_err(Error::io("writing the throwaway sources list", &sources))?;
+    std::fs::write(
+        &sources,
+        format!("deb [signed-by={keyring}] http://deb.debian.org/debian {suite} main\n"),
+    )
+    .map_err(Error::io("writing the throwaway sources list", &sources))?;
     let opts = [
         format!("Dir::Etc::SourceList={}", sources.display()),
         "Dir::Etc::SourceParts=/nonexistent".to_string(),
@@ -168,18 +178,35 @@ fn download_debian(line: Line, work: &Path) -> Result<PathBuf> {
     };
     tracing::info!(suite, "downloading etcd-server and etcd-client from Debian");
     apt(&["-q", "update"], work)?;
-    apt(&["-q", "download", "etcd-server", "etcd-client"], &work.join("debs"))?;
-    for deb in std::fs::read_dir(work.join("debs")).map_err(Error::io("listing downloaded packages", work))? {
-        let deb = deb.map_err(Error::io("listing downloaded packages", work))?.path();
-        run_checked(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(work.join("root")))?;
+    apt(
+        &["-q", "download", "etcd-server", "etcd-client"],
+        &work.join("debs"),
+    )?;
+    for deb in std::fs::read_dir(work.join("debs"))
+        .map_err(Error::io("listing downloaded packages", work))?
+    {
+        let deb = deb
+            .map_err(Error::io("listing downloaded packages", work))?
+            .path();
+        run_checked(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(work.join("root")),
+        )?;
     }
     Ok(work.join("root/usr/bin"))
 }
 
 fn run_checked(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::ImageBuild(format!("cannot run {cmd:?}: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| Error::ImageBuild(format!("cannot run {cmd:?}: {e}")))?;
     if !out.status.success() {
-        return Err(Error::ImageBuild(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::ImageBuild(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -191,16 +218,29 @@ pub fn linked_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         .output()
         .map_err(|e| Error::ImageBuild(format!("cannot run ldd on {}: {e}", binary.display())))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || text.contains("not a dynamic executable") || text.contains("statically linked") {
+    if !out.status.success()
+        || text.contains("not a dynamic executable")
+        || text.contains("statically linked")
+    {
         return Ok(vec![]); // static binary: nothing to copy
     }
     let mut libs = vec![];
     for line in text.lines() {
         if line.contains("not found") {
-            return Err(Error::ImageBuild(format!("{}: {}", binary.display(), line.trim())));
+            return Err(Error::ImageBuild(format!(
+                "{}: {}",
+                binary.display(),
+                line.trim()
+            )));
         }
         // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = line.split("=>").last().unwrap_or("").split_whitespace().next().unwrap_or("");
+        let path = line
+            .split("=>")
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if path.starts_with('/') {
             libs.push(PathBuf::from(path));
         }
@@ -210,8 +250,12 @@ pub fn linked_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 
 fn detect_version(etcd: &Path) -> Result<String> {
     let out = run_checked(Command::new(etcd).arg("--version"))?;
-    parse_version_output(&out)
-        .ok_or_else(|| Error::ImageBuild(format!("cannot read a version from `{} --version`: {out}", etcd.display())))
+    parse_version_output(&out).ok_or_else(|| {
+        Error::ImageBuild(format!(
+            "cannot read a version from `{} --version`: {out}",
+            etcd.display()
+        ))
+    })
 }
 
 fn parse_version_output(out: &str) -> Option<String> {
@@ -223,7 +267,10 @@ fn parse_version_output(out: &str) -> Option<String> {
 async fn build_from_dir(docker: &Docker, dir: &Path) -> Result<EtcdImage> {
     let etcd = dir.join("etcd");
     if !etcd.is_file() {
-        return Err(Error::InvalidInput(format!("{} has no `etcd` binary", dir.display())));
+        return Err(Error::InvalidInput(format!(
+            "{} has no `etcd` binary",
+            dir.display()
+        )));
     }
     let version = detect_version(&etcd)?;
     let line = Line::parse(&version)?;
@@ -235,7 +282,10 @@ async fn build_from_dir(docker: &Docker, dir: &Path) -> Result<EtcdImage> {
     let mut libs = std::collections::BTreeSet::new();
     for b in &bins {
         let p = dir.join(b);
-        let data = std::fs::read(&p).map_err(Error::io(format!("reading {b} (is it in the directory?)"), &p))?;
+        let data = std::fs::read(&p).map_err(Error::io(
+            format!("reading {b} (is it in the directory?)"),
+            &p,
+        ))?;
         files.push((format!("rootfs{BIN_DIR}/{b}"), data, 0o755));
         libs.extend(linked_libraries(&p)?);
     }
@@ -249,12 +299,20 @@ async fn build_from_dir(docker: &Docker, dir: &Path) -> Result<EtcdImage> {
         "FROM scratch\nCOPY rootfs/ /\nLABEL {VERSION_LABEL}=\"{version}\" etcd-drill.image=\"1\"\nENTRYPOINT [\"{BIN_DIR}/etcd\"]\n"
     );
     files.push(("Dockerfile".into(), dockerfile.into_bytes(), 0o644));
-    let refs: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, d, m)| (p.as_str(), d.as_slice(), *m)).collect();
+    let refs: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .map(|(p, d, m)| (p.as_str(), d.as_slice(), *m))
+        .collect();
     let context = docker::tar_of(&refs);
 
     let tag = tag_for(&version);
     tracing::info!(%tag, "building image");
-    let opts = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).rm(true).forcerm(true).build();
+    let opts = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(&tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
     while let Some(msg) = stream.next().await {
         let info = msg.map_err(Error::docker(format!("building {tag}")))?;
@@ -270,11 +328,18 @@ async fn build_from_dir(docker: &Docker, dir: &Path) -> Result<EtcdImage> {
 
 /// `etcd-drill/etcd:3.5` always points at the newest build of the line.
 async fn tag_line_alias(docker: &Docker, image: &EtcdImage) -> Result<()> {
-    let opts = TagImageOptionsBuilder::default().repo(REPO).tag(image.line().as_str()).build();
+    let opts = TagImageOptionsBuilder::default()
+        .repo(REPO)
+        .tag(image.line().as_str())
+        .build();
     docker
         .tag_image(&image.tag, Some(opts))
         .await
-        .map_err(Error::docker(format!("tagging {} as {REPO}:{}", image.tag, image.line().as_str())))
+        .map_err(Error::docker(format!(
+            "tagging {} as {REPO}:{}",
+            image.tag,
+            image.line().as_str()
+        )))
 }
 
 /// A scratch image with a missing library only fails when run, so run it once now.
@@ -325,11 +390,20 @@ async fn adopt_existing(docker: &Docker, reference: &str) -> Result<EtcdImage> {
     .run(docker)
     .await?;
     let version = parse_version_output(&out.output).ok_or_else(|| {
-        Error::InvalidInput(format!("{reference} does not run {BIN_DIR}/etcd --version: {}", out.output.trim()))
+        Error::InvalidInput(format!(
+            "{reference} does not run {BIN_DIR}/etcd --version: {}",
+            out.output.trim()
+        ))
     })?;
     Line::parse(&version)?;
-    let image = EtcdImage { tag: tag_for(&version), version: version.clone() };
-    let opts = TagImageOptionsBuilder::default().repo(REPO).tag(&version).build();
+    let image = EtcdImage {
+        tag: tag_for(&version),
+        version: version.clone(),
+    };
+    let opts = TagImageOptionsBuilder::default()
+        .repo(REPO)
+        .tag(&version)
+        .build();
     docker
         .tag_image(reference, Some(opts))
         .await

@@ -13,7 +13,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let outcome: anyhow::Result<etcd_drill::cli::Outcome> = rt.block_on(etcd_drill::cli::run(cli)).map_err(Into::into);
+    let outcome: anyhow::Result<etcd_drill::cli::Outcome> =
+        rt.block_on(etcd_drill::cli::run(cli)).map_err(Into::into);
     match outcome {
         Ok(o) => std::process::ExitCode::from(o.exit_code()),
         Err(e) => {

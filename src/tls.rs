@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 
 use crate::error::{Error, Result};
@@ -34,15 +35,26 @@ fn tls_err(what: &str) -> impl FnOnce(rcgen::Error) -> Error + '_ {
     move |e| Error::Tls(format!("{what}: {e}"))
 }
 
-fn leaf(cn: &str, sans: &[String], usages: &[ExtendedKeyUsagePurpose], issuer: &Issuer<'_, KeyPair>) -> Result<Pem> {
+fn leaf(
+    cn: &str,
+    sans: &[String],
+    usages: &[ExtendedKeyUsagePurpose],
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<Pem> {
     let mut params = CertificateParams::new(sans.to_vec()).map_err(tls_err("certificate names"))?;
     params.distinguished_name.push(DnType::CommonName, cn);
     params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = usages.to_vec();
     let key = KeyPair::generate().map_err(tls_err("generating a key"))?;
     let cert = params.signed_by(&key, issuer).map_err(tls_err(cn))?;
-    Ok(Pem { cert: cert.pem(), key: key.serialize_pem() })
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
 }
 
 impl Pki {
@@ -51,15 +63,37 @@ impl Pki {
     pub fn generate(dir: &Path, members: &[(String, Vec<String>)]) -> Result<Pki> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err("CA"))?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "etcd-drill CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "etcd-drill CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_key = KeyPair::generate().map_err(tls_err("generating the CA key"))?;
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err("self-signing the CA"))?;
-        let ca = Pem { cert: ca_cert.pem(), key: ca_key.serialize_pem() };
+        let ca_cert = ca_params
+            .self_signed(&ca_key)
+            .map_err(tls_err("self-signing the CA"))?;
+        let ca = Pem {
+            cert: ca_cert.pem(),
+            key: ca_key.serialize_pem(),
+        };
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let client = leaf("etcd-drill-client", &["localhost".to_string()], &[ExtendedKeyUsagePurpose::ClientAuth], &issuer)?;
-        let mut pki = Pki { dir: dir.to_path_buf(), ca, client, server: BTreeMap::new(), peer: BTreeMap::new() };
+        let client = leaf(
+            "etcd-drill-client",
+            &["localhost".to_string()],
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+            &issuer,
+        )?;
+        let mut pki = Pki {
+            dir: dir.to_path_buf(),
+            ca,
+            client,
+            server: BTreeMap::new(),
+            peer: BTreeMap::new(),
+        };
         for (name, names) in members {
             pki.issue_member(&issuer, name, names)?;
         }
@@ -67,19 +101,30 @@ impl Pki {
         Ok(pki)
     }
 
-    fn issue_member(&mut self, issuer: &Issuer<'_, KeyPair>, name: &str, names: &[String]) -> Result<()> {
+    fn issue_member(
+        &mut self,
+        issuer: &Issuer<'_, KeyPair>,
+        name: &str,
+        names: &[String],
+    ) -> Result<()> {
         // Members are both servers and clients: to peers, and to themselves through the
         // grpc-gateway, which presents the server certificate under --client-cert-auth.
-        let both = [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let both = [
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let mut sans = names.to_vec();
         sans.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-        self.server.insert(name.to_string(), leaf(name, &sans, &both, issuer)?);
-        self.peer.insert(name.to_string(), leaf(name, &sans, &both, issuer)?);
+        self.server
+            .insert(name.to_string(), leaf(name, &sans, &both, issuer)?);
+        self.peer
+            .insert(name.to_string(), leaf(name, &sans, &both, issuer)?);
         Ok(())
     }
 
     fn write(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(Error::io("creating the PKI directory", &self.dir))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(Error::io("creating the PKI directory", &self.dir))?;
         let mut files = vec![
             ("ca.pem".to_string(), self.ca.cert.clone(), 0o644),
             ("ca-key.pem".to_string(), self.ca.key.clone(), 0o600),
@@ -122,7 +167,11 @@ impl Pki {
     pub fn member_archive(&self, member: &str) -> Result<Vec<u8>> {
         let (s, p) = match (self.server.get(member), self.peer.get(member)) {
             (Some(s), Some(p)) => (s, p),
-            _ => return Err(Error::Tls(format!("no certificates were generated for member {member}"))),
+            _ => {
+                return Err(Error::Tls(format!(
+                    "no certificates were generated for member {member}"
+                )));
+            }
         };
         Ok(crate::docker::tar_of(&[
             ("ca.pem", self.ca.cert.as_bytes(), 0o644),
@@ -138,7 +187,8 @@ impl Pki {
     /// Issues certificates for a member that joins later (member replacement).
     pub fn add_member(&mut self, name: &str, names: &[String]) -> Result<()> {
         let key = KeyPair::from_pem(&self.ca.key).map_err(tls_err("reading the CA key"))?;
-        let issuer = Issuer::from_ca_cert_pem(&self.ca.cert, key).map_err(tls_err("reading the CA certificate"))?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca.cert, key)
+            .map_err(tls_err("reading the CA certificate"))?;
         self.issue_member(&issuer, name, names)?;
         self.write()
     }
@@ -154,5 +204,6 @@ fn write_with_mode(path: &Path, body: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .map_err(Error::io("writing a certificate file", path))?;
-    f.write_all(body).map_err(Error::io("writing a certificate file", path))
+    f.write_all(body)
+        .map_err(Error::io("writing a certificate file", path))
 }
