@@ -34,6 +34,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Fill etcd's fault-tolerance table by observation: for each size and k = 0..N permanent
+    /// failures, predicted vs observed writability. Exits 1 if any cell disagrees.
+    Quorum(QuorumArgs),
     /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run left).
     Cleanup {
         /// Only this cluster's objects.
@@ -86,6 +89,26 @@ pub struct UpArgs {
     /// Client and peer TLS with client-certificate auth, like the seed's etcdctl procedure.
     #[arg(long)]
     pub tls: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuorumArgs {
+    /// Sizes to check: a range (1-9) or a list (1,3,5).
+    #[arg(long, default_value = "1-9")]
+    pub sizes: String,
+    #[arg(long, default_value = image::DEFAULT_VERSION)]
+    pub version: String,
+    /// Seed for victim choice; printed, so a run can be replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long to watch each cell for an acknowledged write, in ms.
+    #[arg(long, default_value_t = 3000)]
+    pub window_ms: u64,
+    /// Clusters checked at once.
+    #[arg(long, default_value_t = 3)]
+    pub parallel: usize,
     #[arg(long)]
     pub json: bool,
 }
@@ -188,6 +211,7 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             println!("cluster {name} removed");
             Ok(Outcome::Ok)
         }
+        Command::Quorum(args) => quorum(args, run_id).await,
         Command::Cleanup { cluster } => {
             let sel = match cluster {
                 Some(name) => {
@@ -295,4 +319,37 @@ async fn cluster_ls(json: bool) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+async fn quorum(args: QuorumArgs, run_id: String) -> Result<Outcome> {
+    let sizes = crate::quorum::parse_sizes(&args.sizes)?;
+    image::Line::parse(&args.version)?;
+    let seed = args.seed.unwrap_or_else(crate::fault::Injector::random_seed);
+    if !args.json {
+        eprintln!("seed {seed} (replay with --seed {seed})");
+    }
+    let opts = crate::quorum::SweepOptions {
+        version: args.version,
+        seed,
+        run_id,
+        observe: crate::quorum::ObserveOptions {
+            window: std::time::Duration::from_millis(args.window_ms),
+            ..Default::default()
+        },
+        parallel: args.parallel,
+    };
+    let docker = docker::connect().await?;
+    let table = crate::quorum::sweep(&docker, &sizes, &opts).await?;
+    let bad = table.disagreements();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&table.to_json()).expect("json"));
+    } else {
+        print!("{}", crate::quorum::render_table(&table.sizes));
+        for (size, cell) in &bad {
+            let what = if cell.observed_writable { "a write was acknowledged without quorum" } else { "no write was acknowledged although quorum held" };
+            println!("DISAGREES: size {size}, {} failed: {what}", cell.failed);
+        }
+        println!("{} cells, {} disagree, {:.1}s", table.sizes.iter().map(|s| s.cells.len()).sum::<usize>(), bad.len(), table.elapsed_s);
+    }
+    Ok(if bad.is_empty() { Outcome::Ok } else { Outcome::VerdictFailed })
 }

@@ -123,8 +123,31 @@ pub struct Member {
     pub peer_url: String,
     /// etcd's member ID, known once the cluster is healthy.
     pub id: u64,
+    /// What the fault injector has done to it.
+    pub state: MemberState,
     #[serde(skip)]
     host_port: u16,
+}
+
+/// A member's condition as the harness left it. Only `Running` members are expected to
+/// answer; `Partitioned` ones answer clients but cannot reach (some) peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    Running,
+    Partitioned,
+    Paused,
+    /// SIGKILLed or SIGTERMed; container and data kept.
+    Down,
+    /// Container and data volume destroyed (permanent failure).
+    Gone,
+}
+
+impl MemberState {
+    /// Whether the member's process is up and reachable from the harness.
+    pub fn answers_clients(self) -> bool {
+        matches!(self, MemberState::Running | MemberState::Partitioned)
+    }
 }
 
 pub fn member_name(index: usize) -> String {
@@ -187,6 +210,7 @@ impl Cluster {
                 peer_url: format!("{scheme}://{name}:{PEER_PORT}"),
                 name,
                 id: 0,
+                state: MemberState::Running,
                 host_port,
             });
         }
@@ -530,6 +554,40 @@ impl Cluster {
             ));
         }
         out
+    }
+
+    /// The member's process ID on the host and its address on the cluster network, for
+    /// network faults applied from the host.
+    pub async fn member_net(&self, m: &Member) -> Result<(i64, std::net::Ipv4Addr)> {
+        let info = self
+            .docker
+            .inspect_container(&m.container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .map_err(Error::docker(format!("inspecting member {}", m.name)))?;
+        let pid = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
+        let ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|n| n.get(&self.network).and_then(|e| e.ip_address.clone()))
+            .and_then(|ip| ip.parse().ok());
+        match (pid, ip) {
+            (Some(pid), Some(ip)) => Ok((pid, ip)),
+            _ => Err(Error::Failed(format!("member {} is not running, so it has no network to cut", m.name))),
+        }
+    }
+
+    /// The seed's `rm -rf /var/lib/etcd` on a stopped member. The image has no shell, and the
+    /// data dir is the member's volume, so the volume is replaced by an empty one; the
+    /// container is recreated with the same configuration, and stays stopped.
+    pub async fn wipe_data(&self, m: &Member) -> Result<()> {
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+        docker::ignore_missing(self.docker.remove_container(&m.container, Some(rm)).await)
+            .map_err(Error::docker(format!("removing member {} to wipe its data", m.name)))?;
+        docker::ignore_missing(
+            self.docker.remove_volume(&m.volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await,
+        )
+        .map_err(Error::docker(format!("deleting the data volume of member {}", m.name)))?;
+        self.create_member(m, &self.initial_cluster(), "new").await
     }
 
     /// Leaves the cluster running when this value is dropped (`cluster up`).

@@ -3,6 +3,8 @@
 //! Modules, one concern each:
 //! - [`image`]: building the local etcd image offline;
 //! - [`cluster`]: starting, probing and tearing down clusters of 1–9 members;
+//! - [`fault`]: failure injection (permanent loss, kill, stop, pause, partition, …);
+//! - [`quorum`]: the fault-tolerance table, checked by observation;
 //! - [`tls`]: per-cluster certificates;
 //! - [`docker`]: connection, labels, cleanup, one-shot containers;
 //! - [`cli`]: the command line (the binary only parses and maps errors to exit codes).
@@ -11,7 +13,9 @@ pub mod cli;
 pub mod cluster;
 pub mod docker;
 pub mod error;
+pub mod fault;
 pub mod image;
+pub mod quorum;
 pub mod tls;
 
 pub use error::{Error, Result};

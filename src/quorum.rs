@@ -1,0 +1,375 @@
+//! etcd's fault-tolerance table, as a claim to check: N members have majority ⌊N/2⌋+1 and
+//! tolerate ⌊(N−1)/2⌋ permanent failures. [`observe`] finds out what a live cluster
+//! actually does; [`sweep`] fills the table cell by cell from observation, never from the
+//! prediction.
+
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use etcd_client::{Client, GetOptions};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::cluster::{Cluster, ClusterSpec, Member};
+use crate::error::Result;
+use crate::fault::{FaultKind, Injector, Target};
+
+pub fn majority(size: usize) -> usize {
+    size / 2 + 1
+}
+
+pub fn tolerance(size: usize) -> usize {
+    (size - 1) / 2
+}
+
+/// What the table predicts: writes succeed while the survivors still form a majority.
+pub fn predicted_writable(size: usize, failed: usize) -> bool {
+    failed <= size && size - failed >= majority(size)
+}
+
+/// How long to look, and how long one attempt may take. etcd's defaults are a 100 ms
+/// heartbeat and a 1 s election timeout, randomised in [1 s, 2 s): after a leader is lost, a
+/// cluster that still has quorum elects a new one within about 2 s plus a few round trips.
+/// A 3 s window therefore sees every writable cluster become writable (even right after
+/// losing its leader), while attempts of 500 ms keep each try short. A cluster without
+/// quorum is watched for the whole window; that is the price of observing rather than
+/// assuming.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ObserveOptions {
+    #[serde(serialize_with = "ser_ms")]
+    pub window: Duration,
+    #[serde(serialize_with = "ser_ms")]
+    pub attempt_timeout: Duration,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl Default for ObserveOptions {
+    fn default() -> Self {
+        ObserveOptions { window: Duration::from_millis(3000), attempt_timeout: Duration::from_millis(500) }
+    }
+}
+
+/// One member's answers during an observation.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberProbe {
+    pub member: String,
+    pub answered: bool,
+    pub linearizable_read: bool,
+    pub serializable_read: bool,
+    pub leader: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    /// A linearizable write was acknowledged by some member within the window.
+    pub writable: bool,
+    /// Which member acknowledged it.
+    pub acked_by: Option<String>,
+    /// Time from the start of the observation to the first acknowledged write.
+    pub first_write_ms: Option<u64>,
+    /// Time until some member reported a leader.
+    pub leader_seen_ms: Option<u64>,
+    pub leader: Option<String>,
+    pub members: Vec<MemberProbe>,
+    pub elapsed_ms: u64,
+}
+
+impl Observation {
+    /// Members that served a serializable (local) read.
+    pub fn serializable_readers(&self) -> Vec<&str> {
+        self.members.iter().filter(|m| m.serializable_read).map(|m| m.member.as_str()).collect()
+    }
+}
+
+async fn member_client(cluster: &Cluster, m: &Member, timeout: Duration, require_leader: bool) -> Option<Client> {
+    let opts = cluster
+        .connect_options()
+        .with_timeout(timeout)
+        .with_connect_timeout(timeout)
+        .with_require_leader(require_leader);
+    Client::connect([m.client_url.as_str()], Some(opts)).await.ok()
+}
+
+/// Observes availability through every member that should answer: repeatedly tries a
+/// linearizable write (with `require_leader`, so a leaderless member says so at once) until
+/// one is acknowledged or the window closes; then probes linearizable and serializable
+/// reads and the leader each member sees.
+pub async fn observe(cluster: &Cluster, key: &str, opts: ObserveOptions) -> Observation {
+    let t0 = Instant::now();
+    let live: Vec<&Member> = cluster.members.iter().filter(|m| m.state.answers_clients()).collect();
+    let mut writers = vec![];
+    for m in &live {
+        writers.push((m, member_client(cluster, m, opts.attempt_timeout, true).await));
+    }
+    let (mut acked_by, mut first_write_ms, mut leader_seen_ms) = (None, None, None);
+    let mut attempt = 0u32;
+    while !live.is_empty() && t0.elapsed() < opts.window {
+        attempt += 1;
+        let value = format!("attempt-{attempt}");
+        let tries = writers.iter_mut().map(|(m, c)| {
+            let value = value.clone();
+            async move {
+                let c = c.as_mut()?;
+                let wrote = c.put(key, value, None).await.is_ok();
+                // The status round trip tells leader election apart from write success.
+                let leader = c.status().await.ok().map(|s| s.leader());
+                Some((m.name.clone(), wrote, leader))
+            }
+        });
+        let results = futures_util::future::join_all(tries).await;
+        for (name, wrote, leader) in results.into_iter().flatten() {
+            if leader_seen_ms.is_none() && leader.is_some_and(|l| l != 0) {
+                leader_seen_ms = Some(t0.elapsed().as_millis() as u64);
+            }
+            if wrote && acked_by.is_none() {
+                acked_by = Some(name);
+                first_write_ms = Some(t0.elapsed().as_millis() as u64);
+            }
+        }
+        if acked_by.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let members = futures_util::future::join_all(live.iter().map(|m| probe_reads(cluster, m, key, opts))).await;
+    let leader_id = members.iter().find_map(|p| p.leader.clone());
+    if leader_seen_ms.is_none() && leader_id.is_some() {
+        leader_seen_ms = Some(t0.elapsed().as_millis() as u64);
+    }
+    Observation {
+        writable: acked_by.is_some(),
+        acked_by,
+        first_write_ms,
+        leader_seen_ms,
+        leader: leader_id,
+        members,
+        elapsed_ms: t0.elapsed().as_millis() as u64,
+    }
+}
+
+async fn probe_reads(cluster: &Cluster, m: &Member, key: &str, opts: ObserveOptions) -> MemberProbe {
+    let mut probe = MemberProbe {
+        member: m.name.clone(),
+        answered: false,
+        linearizable_read: false,
+        serializable_read: false,
+        leader: None,
+    };
+    let Some(mut c) = member_client(cluster, m, opts.attempt_timeout, false).await else {
+        return probe;
+    };
+    if let Ok(st) = c.status().await {
+        probe.answered = true;
+        probe.leader = cluster.members.iter().find(|x| x.id == st.leader() && st.leader() != 0).map(|x| x.name.clone());
+    }
+    probe.linearizable_read = c.get(key, None).await.is_ok();
+    probe.serializable_read = c.get(key, Some(GetOptions::new().with_serializable())).await.is_ok();
+    probe
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub failed: usize,
+    pub predicted_writable: bool,
+    pub observed_writable: bool,
+    /// Which members were permanently failed to reach this cell.
+    pub failed_members: Vec<String>,
+    pub observation: Observation,
+}
+
+impl Cell {
+    pub fn agrees(&self) -> bool {
+        self.predicted_writable == self.observed_writable
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SizeResult {
+    pub size: usize,
+    pub majority: usize,
+    pub tolerance: usize,
+    pub cells: Vec<Cell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableResult {
+    pub seed: u64,
+    pub etcd_version: String,
+    pub sizes: Vec<SizeResult>,
+    pub elapsed_s: f64,
+}
+
+impl TableResult {
+    /// Cells where what happened is not what the table says; a write acknowledged without
+    /// quorum is one of these.
+    pub fn disagreements(&self) -> Vec<(usize, &Cell)> {
+        self.sizes.iter().flat_map(|s| s.cells.iter().filter(|c| !c.agrees()).map(move |c| (s.size, c))).collect()
+    }
+
+    /// The `--json` shape: sizes with majority, tolerance and per-cell prediction vs observation.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seed": self.seed,
+            "etcd_version": self.etcd_version,
+            "sizes": self.sizes.iter().map(|s| serde_json::json!({
+                "size": s.size,
+                "majority": s.majority,
+                "tolerance": s.tolerance,
+                "cells": s.cells.iter().map(|c| serde_json::json!({
+                    "failed": c.failed,
+                    "predicted_writable": c.predicted_writable,
+                    "observed_writable": c.observed_writable,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "elapsed_s": self.elapsed_s,
+        })
+    }
+}
+
+/// The seed's table (cluster size, MAJORITY, failure tolerance) extended with one column
+/// per number of failed members: `W` observed writable, `-` observed not writable, and `✗`
+/// in front of any cell where observation disagrees with the table.
+pub fn render_table(sizes: &[SizeResult]) -> String {
+    let max_n = sizes.iter().map(|s| s.size).max().unwrap_or(0);
+    let mut out = String::from("| cluster size | MAJORITY | failure tolerance |");
+    for k in 0..=max_n {
+        out.push_str(&format!(" k={k} |"));
+    }
+    out.push_str("\n| --- | --- | --- |");
+    for _ in 0..=max_n {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for s in sizes {
+        out.push_str(&format!("| {} | {} | {} |", s.size, s.majority, s.tolerance));
+        for k in 0..=max_n {
+            match s.cells.iter().find(|c| c.failed == k) {
+                Some(c) => {
+                    let mark = if c.observed_writable { "W" } else { "-" };
+                    let flag = if c.agrees() { "" } else { "✗" };
+                    out.push_str(&format!(" {flag}{mark} |"));
+                }
+                None => out.push_str("  |"),
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str("\nW: writes acknowledged; -: no write acknowledged; ✗: observation disagrees with the table\n");
+    out
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    pub version: String,
+    pub seed: u64,
+    pub run_id: String,
+    pub observe: ObserveOptions,
+    /// How many clusters run at once (2 cores: 3 keeps elections on time).
+    pub parallel: usize,
+}
+
+/// Fills the table for one size: one cluster, members failed permanently one at a time,
+/// availability observed after each (k = 0..=N). Followers are failed first while a leader
+/// exists, so writable cells are not slowed by elections; which member is lost does not
+/// change what the table claims.
+pub async fn sweep_size(docker: &Docker, size: usize, opts: &SweepOptions) -> Result<SizeResult> {
+    let mut spec = ClusterSpec::new(size);
+    spec.version = opts.version.clone();
+    spec.run_id = opts.run_id.clone();
+    spec.name = format!("quorum-{size}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let mut cluster = Cluster::start(docker, spec).await?;
+    let mut injector = Injector::new(opts.seed.wrapping_add(size as u64));
+    let mut cells = vec![];
+    let mut failed_members: Vec<String> = vec![];
+    for k in 0..=size {
+        if k > 0 {
+            let victims = match injector.inject(&mut cluster, FaultKind::Permanent, &Target::Follower).await {
+                Ok(v) => v,
+                Err(_) => injector.inject(&mut cluster, FaultKind::Permanent, &Target::Random).await?,
+            };
+            failed_members.extend(victims);
+        }
+        let observation = observe(&cluster, &format!("/etcd-drill/quorum/k{k}"), opts.observe).await;
+        cells.push(Cell {
+            failed: k,
+            predicted_writable: predicted_writable(size, k),
+            observed_writable: observation.writable,
+            failed_members: failed_members.clone(),
+            observation,
+        });
+    }
+    cluster.destroy().await?;
+    Ok(SizeResult { size, majority: majority(size), tolerance: tolerance(size), cells })
+}
+
+/// The whole table: every size in `sizes`, every k, a few clusters at a time.
+pub async fn sweep(docker: &Docker, sizes: &[usize], opts: &SweepOptions) -> Result<TableResult> {
+    for &s in sizes {
+        crate::cluster::validate_size(s)?;
+    }
+    let image = crate::image::resolve(docker, &opts.version).await?;
+    let t0 = Instant::now();
+    // Largest first, so the longest job does not start last.
+    let mut order = sizes.to_vec();
+    order.sort_unstable_by(|a, b| b.cmp(a));
+    let mut results: Vec<SizeResult> = futures_util::stream::iter(order.into_iter().map(|n| sweep_size(docker, n, opts)))
+        .buffer_unordered(opts.parallel.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    results.sort_by_key(|r| r.size);
+    Ok(TableResult { seed: opts.seed, etcd_version: image.version, sizes: results, elapsed_s: t0.elapsed().as_secs_f64() })
+}
+
+/// Parses `1-9`, `3`, or `1,3,5`.
+pub fn parse_sizes(s: &str) -> Result<Vec<usize>> {
+    let bad = || crate::Error::InvalidInput(format!("invalid --sizes {s:?}: use a range like 1-9 or a list like 1,3,5"));
+    let mut out = vec![];
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.trim().parse().map_err(|_| bad())?),
+        }
+    }
+    for &n in &out {
+        crate::cluster::validate_size(n)?;
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_matches_the_seed() {
+        // cluster size, MAJORITY, failure tolerance — from the seed document.
+        let seed = [(1, 1, 0), (2, 2, 0), (3, 2, 1), (4, 3, 1), (5, 3, 2), (6, 4, 2), (7, 4, 3), (8, 5, 3), (9, 5, 4)];
+        for (n, m, t) in seed {
+            assert_eq!((majority(n), tolerance(n)), (m, t), "size {n}");
+            for k in 0..=n {
+                assert_eq!(predicted_writable(n, k), k <= t, "size {n}, {k} failed");
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_parse_and_are_range_checked() {
+        assert_eq!(parse_sizes("1-9").unwrap(), (1..=9).collect::<Vec<_>>());
+        assert_eq!(parse_sizes("5,3,3").unwrap(), vec![3, 5]);
+        assert!(parse_sizes("0-3").unwrap_err().to_string().contains("invalid cluster size 0"));
+        assert!(parse_sizes("x").is_err());
+    }
+}
