@@ -373,3 +373,57 @@ mod tests {
         assert!(parse_sizes("x").is_err());
     }
 }
+
+#[cfg(test)]
+mod checker_bites {
+    use super::*;
+
+    fn cell(size: usize, failed: usize, observed_writable: bool) -> Cell {
+        Cell {
+            failed,
+            predicted_writable: predicted_writable(size, failed),
+            observed_writable,
+            failed_members: (1..=failed).map(|i| format!("etcd-{i}")).collect(),
+            observation: Observation {
+                writable: observed_writable,
+                acked_by: observed_writable.then(|| "etcd-3".to_string()),
+                first_write_ms: None,
+                leader_seen_ms: None,
+                leader: None,
+                members: vec![],
+                elapsed_ms: 0,
+            },
+        }
+    }
+
+    fn table(cells: Vec<Cell>) -> TableResult {
+        TableResult {
+            seed: 0,
+            etcd_version: "3.5.16".into(),
+            sizes: vec![SizeResult { size: 3, majority: 2, tolerance: 1, cells }],
+            elapsed_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn an_acknowledged_write_without_quorum_is_a_disagreement() {
+        let t = table(vec![cell(3, 0, true), cell(3, 1, true), cell(3, 2, true), cell(3, 3, false)]);
+        let bad = t.disagreements();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].1.failed, 2);
+        insta::assert_snapshot!(render_table(&t.sizes));
+    }
+
+    #[test]
+    fn a_lost_write_while_quorum_held_is_a_disagreement() {
+        let t = table(vec![cell(3, 0, true), cell(3, 1, false), cell(3, 2, false), cell(3, 3, false)]);
+        assert_eq!(t.disagreements().len(), 1);
+        assert_eq!(t.to_json()["sizes"][0]["cells"][1]["observed_writable"], false);
+    }
+
+    #[test]
+    fn an_agreeing_table_has_no_disagreement() {
+        let t = table(vec![cell(3, 0, true), cell(3, 1, true), cell(3, 2, false), cell(3, 3, false)]);
+        assert!(t.disagreements().is_empty());
+    }
+}
