@@ -37,6 +37,11 @@ pub enum Command {
     /// Fill etcd's fault-tolerance table by observation: for each size and k = 0..N permanent
     /// failures, predicted vs observed writability. Exits 1 if any cell disagrees.
     Quorum(QuorumArgs),
+    /// The full recovery path: load data, snapshot, disaster, restore every member from the
+    /// same snapshot under a new token, verify. Prints the verdict, RPO and RTO phases.
+    RestoreDrill(RestoreDrillArgs),
+    /// Restore a snapshot made anywhere into a throwaway cluster and check it.
+    VerifySnapshot(VerifySnapshotArgs),
     /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run left).
     Cleanup {
         /// Only this cluster's objects.
@@ -106,9 +111,55 @@ pub struct QuorumArgs {
     /// How long to watch each cell for an acknowledged write, in ms.
     #[arg(long, default_value_t = 3000)]
     pub window_ms: u64,
-    /// Clusters checked at once.
-    #[arg(long, default_value_t = 3)]
+    /// Clusters checked at once (5 measured fastest on 2 cores; see reports/bench/quorum-sweep.md).
+    #[arg(long, default_value_t = 5)]
     pub parallel: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreDrillArgs {
+    #[arg(long, default_value_t = 3)]
+    pub size: usize,
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    #[arg(long, default_value = image::DEFAULT_VERSION)]
+    pub version: String,
+    /// Restore with another etcd version (3.4 → 3.5 works; the reverse is refused).
+    #[arg(long)]
+    pub restore_version: Option<String>,
+    #[arg(long)]
+    pub tls: bool,
+    /// quorum: a majority lost for good; all: every member lost.
+    #[arg(long, default_value = "quorum")]
+    pub disaster: String,
+    /// Writes after the snapshot (lost by design; counted as RPO). Default: 1% of keys, at least 10.
+    #[arg(long)]
+    pub post_snapshot_writes: Option<usize>,
+    #[arg(long)]
+    pub bump_revision: Option<u64>,
+    /// Member names after the restore, e.g. etcd-1,etcd-2,etcd-4 (the RKE node replacement).
+    #[arg(long, value_delimiter = ',')]
+    pub restore_members: Option<Vec<String>>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifySnapshotArgs {
+    pub file: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
+    #[arg(long, default_value = image::DEFAULT_VERSION)]
+    pub version: String,
+    /// Accept a `db` file copied from a data dir (no sha256 trailer).
+    #[arg(long)]
+    pub skip_hash_check: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -212,6 +263,8 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Quorum(args) => quorum(args, run_id).await,
+        Command::RestoreDrill(args) => restore_drill(args, run_id).await,
+        Command::VerifySnapshot(args) => verify_snapshot(args, run_id).await,
         Command::Cleanup { cluster } => {
             let sel = match cluster {
                 Some(name) => {
@@ -324,7 +377,9 @@ async fn cluster_ls(json: bool) -> Result<Outcome> {
 async fn quorum(args: QuorumArgs, run_id: String) -> Result<Outcome> {
     let sizes = crate::quorum::parse_sizes(&args.sizes)?;
     image::Line::parse(&args.version)?;
-    let seed = args.seed.unwrap_or_else(crate::fault::Injector::random_seed);
+    let seed = args
+        .seed
+        .unwrap_or_else(crate::fault::Injector::random_seed);
     if !args.json {
         eprintln!("seed {seed} (replay with --seed {seed})");
     }
@@ -342,14 +397,112 @@ async fn quorum(args: QuorumArgs, run_id: String) -> Result<Outcome> {
     let table = crate::quorum::sweep(&docker, &sizes, &opts).await?;
     let bad = table.disagreements();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&table.to_json()).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&table.to_json()).expect("json")
+        );
     } else {
         print!("{}", crate::quorum::render_table(&table.sizes));
         for (size, cell) in &bad {
-            let what = if cell.observed_writable { "a write was acknowledged without quorum" } else { "no write was acknowledged although quorum held" };
+            let what = if cell.observed_writable {
+                "a write was acknowledged without quorum"
+            } else {
+                "no write was acknowledged although quorum held"
+            };
             println!("DISAGREES: size {size}, {} failed: {what}", cell.failed);
         }
-        println!("{} cells, {} disagree, {:.1}s", table.sizes.iter().map(|s| s.cells.len()).sum::<usize>(), bad.len(), table.elapsed_s);
+        println!(
+            "{} cells, {} disagree, {:.1}s",
+            table.sizes.iter().map(|s| s.cells.len()).sum::<usize>(),
+            bad.len(),
+            table.elapsed_s
+        );
     }
-    Ok(if bad.is_empty() { Outcome::Ok } else { Outcome::VerdictFailed })
+    Ok(if bad.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::VerdictFailed
+    })
+}
+
+async fn restore_drill(args: RestoreDrillArgs, run_id: String) -> Result<Outcome> {
+    use crate::recovery::{Disaster, RestoreDrillOptions};
+    cluster::validate_size(args.size)?;
+    if args.keys == 0 || args.value_size == 0 {
+        return Err(Error::InvalidInput(
+            "--keys and --value-size must be at least 1".into(),
+        ));
+    }
+    let mut o = RestoreDrillOptions::new(args.size, args.keys, args.value_size);
+    o.version = args.version;
+    o.restore_version = args.restore_version;
+    o.tls = args.tls;
+    o.disaster = args.disaster.parse::<Disaster>()?;
+    if let Some(w) = args.post_snapshot_writes {
+        o.post_snapshot_writes = w;
+    }
+    o.restore.bump_revision = args.bump_revision;
+    o.restore_members = args.restore_members;
+    o.seed = args
+        .seed
+        .unwrap_or_else(crate::fault::Injector::random_seed);
+    o.dataset.seed = o.seed;
+    o.run_id = run_id;
+    let docker = docker::connect().await?;
+    let r = crate::recovery::restore_drill(&docker, &o).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    } else {
+        print!("{}", crate::report::restore_drill_text(&r));
+    }
+    Ok(if r.passed() {
+        Outcome::Ok
+    } else {
+        Outcome::VerdictFailed
+    })
+}
+
+async fn verify_snapshot(args: VerifySnapshotArgs, run_id: String) -> Result<Outcome> {
+    cluster::validate_size(args.members)?;
+    image::Line::parse(&args.version)?;
+    // The file is checked before Docker is even asked for.
+    crate::snapshot::check_file(&args.file, args.skip_hash_check)?;
+    let docker = docker::connect().await?;
+    let r = crate::recovery::verify_snapshot(
+        &docker,
+        &args.file,
+        args.members,
+        &args.version,
+        args.skip_hash_check,
+        &run_id,
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    } else {
+        println!(
+            "{}: {} — {} bytes, revision {}, {} keys; restored into {} members (etcd {}) in {:.2}s",
+            r.file.path.display(),
+            r.verdict.to_uppercase(),
+            r.file.size,
+            r.status.revision,
+            r.keys,
+            r.members,
+            r.etcd_version,
+            r.restore_s
+        );
+        for c in &r.checks {
+            println!(
+                "  [{}] {}: {}",
+                if c.passed { "ok" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+    }
+    Ok(if r.verdict == "pass" {
+        Outcome::Ok
+    } else {
+        Outcome::VerdictFailed
+    })
 }

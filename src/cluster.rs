@@ -23,7 +23,11 @@ pub const MIN_SIZE: usize = 1;
 pub const MAX_SIZE: usize = 9;
 pub const CLIENT_PORT: u16 = 2379;
 pub const PEER_PORT: u16 = 2380;
-pub const DATA_DIR: &str = "/var/lib/etcd";
+/// The member's volume is mounted here …
+pub const VOLUME_MOUNT: &str = "/var/lib/etcd";
+/// … and etcd's data dir is inside it, so it does not exist until etcd (or a restore)
+/// creates it: 3.4's `etcdctl snapshot restore` refuses an existing data dir.
+pub const DATA_DIR: &str = "/var/lib/etcd/data";
 /// What etcd (3.4 and 3.5, zap logger) logs once its peer handler is attached.
 const SERVING_PEERS: &str = "serving peer traffic";
 
@@ -117,7 +121,8 @@ pub struct Member {
     pub name: String,
     pub container: String,
     pub volume: String,
-    /// From the host: `http(s)://127.0.0.1:<published port>`.
+    /// From the host: `http(s)://127.0.0.1:<published port>`; the port is Docker's choice,
+    /// known once the container has started (see [`Cluster::refresh_ports`]).
     pub client_url: String,
     /// From the cluster network: `http(s)://etcd-<index>:2380`.
     pub peer_url: String,
@@ -125,8 +130,6 @@ pub struct Member {
     pub id: u64,
     /// What the fault injector has done to it.
     pub state: MemberState,
-    #[serde(skip)]
-    host_port: u16,
 }
 
 /// A member's condition as the harness left it. Only `Running` members are expected to
@@ -179,67 +182,13 @@ pub fn run_dir(cluster: &str) -> PathBuf {
         .join(cluster)
 }
 
-/// A free TCP port on loopback, for a member's published client port. Chosen up front
-/// (rather than letting Docker pick) so the URL survives container restarts.
-fn free_loopback_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(Error::io("finding a free port", "127.0.0.1"))?;
-    Ok(l.local_addr()
-        .map_err(Error::io("finding a free port", "127.0.0.1"))?
-        .port())
-}
-
 impl Cluster {
     /// Creates and starts a cluster, returning once it is healthy: the member list is
     /// complete, all members agree on one leader, and a linearizable read through each
     /// member succeeds.
     pub async fn start(docker: &Docker, spec: ClusterSpec) -> Result<Cluster> {
-        spec.validate()?;
-        let image = image::resolve(docker, &spec.version).await?;
         let t0 = Instant::now();
-        let scheme = if spec.tls { "https" } else { "http" };
-        let mut members = Vec::with_capacity(spec.size);
-        for index in 1..=spec.size {
-            let name = member_name(index);
-            let host_port = free_loopback_port()?;
-            members.push(Member {
-                index,
-                container: format!("{}-{name}", spec.name),
-                volume: format!("{}-{name}-data", spec.name),
-                client_url: format!("{scheme}://127.0.0.1:{host_port}"),
-                peer_url: format!("{scheme}://{name}:{PEER_PORT}"),
-                name,
-                id: 0,
-                state: MemberState::Running,
-                host_port,
-            });
-        }
-        let run_dir = run_dir(&spec.name);
-        let pki = if spec.tls {
-            let names: Vec<(String, Vec<String>)> = members
-                .iter()
-                .map(|m| (m.name.clone(), vec![m.name.clone(), m.container.clone()]))
-                .collect();
-            Some(Pki::generate(&run_dir.join("pki"), &names)?)
-        } else {
-            None
-        };
-        let mut cluster = Cluster {
-            docker: docker.clone(),
-            network: format!("{}-net", spec.name),
-            token: format!("{}-{:08x}", spec.name, rand::random::<u32>()),
-            image,
-            members,
-            pki,
-            run_dir,
-            spec,
-            start_elapsed: Duration::ZERO,
-            keep: false,
-            torn_down: false,
-        };
-        // From here on, `cluster` owns whatever gets created: an error drops it, and Drop
-        // removes everything labelled with its name.
-        cluster.create_network().await?;
+        let mut cluster = Cluster::create(docker, spec).await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "network created");
         let initial = cluster.initial_cluster();
         futures_util::future::try_join_all(
@@ -251,10 +200,46 @@ impl Cluster {
         .await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "members created");
         cluster.start_members().await?;
+        cluster.refresh_ports().await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "members started");
         cluster.wait_healthy(cluster.spec.start_timeout).await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "healthy");
         cluster.start_elapsed = t0.elapsed();
+        Ok(cluster)
+    }
+
+    /// Validates the spec, resolves the image, creates the cluster's network and describes
+    /// its members (ports, names, certificates) without creating them. The returned value
+    /// owns the network: dropping it tears down everything labelled with the cluster name.
+    pub async fn create(docker: &Docker, spec: ClusterSpec) -> Result<Cluster> {
+        spec.validate()?;
+        let image = image::resolve(docker, &spec.version).await?;
+        let mut cluster = Cluster {
+            docker: docker.clone(),
+            network: format!("{}-net", spec.name),
+            token: format!("{}-{:08x}", spec.name, rand::random::<u32>()),
+            image,
+            members: vec![],
+            pki: None,
+            run_dir: run_dir(&spec.name),
+            spec,
+            start_elapsed: Duration::ZERO,
+            keep: false,
+            torn_down: false,
+        };
+        for index in 1..=cluster.spec.size {
+            let m = cluster.new_member(&member_name(index));
+            cluster.members.push(m);
+        }
+        if cluster.spec.tls {
+            let names: Vec<(String, Vec<String>)> = cluster
+                .members
+                .iter()
+                .map(|m| (m.name.clone(), vec![m.name.clone(), m.container.clone()]))
+                .collect();
+            cluster.pki = Some(Pki::generate(&cluster.run_dir.join("pki"), &names)?);
+        }
+        cluster.create_network().await?;
         Ok(cluster)
     }
 
@@ -375,14 +360,16 @@ impl Cluster {
                 mounts: Some(vec![Mount {
                     typ: Some(MountType::VOLUME),
                     source: Some(m.volume.clone()),
-                    target: Some(DATA_DIR.into()),
+                    target: Some(VOLUME_MOUNT.into()),
                     ..Default::default()
                 }]),
                 port_bindings: Some(HashMap::from([(
                     port_key,
+                    // Docker picks the port: its allocator is race-free across concurrent
+                    // clusters, unlike choosing one here. Read back after every start.
                     Some(vec![PortBinding {
                         host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(m.host_port.to_string()),
+                        host_port: Some(String::new()),
                     }]),
                 )])),
                 network_mode: Some(self.network.clone()),
@@ -561,7 +548,10 @@ impl Cluster {
     pub async fn member_net(&self, m: &Member) -> Result<(i64, std::net::Ipv4Addr)> {
         let info = self
             .docker
-            .inspect_container(&m.container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &m.container,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
             .map_err(Error::docker(format!("inspecting member {}", m.name)))?;
         let pid = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
@@ -572,7 +562,10 @@ impl Cluster {
             .and_then(|ip| ip.parse().ok());
         match (pid, ip) {
             (Some(pid), Some(ip)) => Ok((pid, ip)),
-            _ => Err(Error::Failed(format!("member {} is not running, so it has no network to cut", m.name))),
+            _ => Err(Error::Failed(format!(
+                "member {} is not running, so it has no network to cut",
+                m.name
+            ))),
         }
     }
 
@@ -580,14 +573,230 @@ impl Cluster {
     /// data dir is the member's volume, so the volume is replaced by an empty one; the
     /// container is recreated with the same configuration, and stays stopped.
     pub async fn wipe_data(&self, m: &Member) -> Result<()> {
-        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).build();
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .build();
         docker::ignore_missing(self.docker.remove_container(&m.container, Some(rm)).await)
-            .map_err(Error::docker(format!("removing member {} to wipe its data", m.name)))?;
+            .map_err(Error::docker(format!(
+                "removing member {} to wipe its data",
+                m.name
+            )))?;
         docker::ignore_missing(
-            self.docker.remove_volume(&m.volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await,
+            self.docker
+                .remove_volume(
+                    &m.volume,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await,
         )
-        .map_err(Error::docker(format!("deleting the data volume of member {}", m.name)))?;
+        .map_err(Error::docker(format!(
+            "deleting the data volume of member {}",
+            m.name
+        )))?;
         self.create_member(m, &self.initial_cluster(), "new").await
+    }
+
+    /// Replaces the member set: removes every member container and data volume still
+    /// present, then describes `names` as the new members under a new cluster token.
+    /// Creates nothing; a restore follows.
+    pub async fn reset_members(&mut self, names: &[String], token: String) -> Result<()> {
+        for n in names {
+            if !n
+                .strip_prefix("etcd-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i >= 1)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "member name {n:?} must be etcd-<i> with i >= 1"
+                )));
+            }
+        }
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        for m in &self.members {
+            docker::ignore_missing(
+                self.docker
+                    .remove_container(&m.container, Some(rm.clone()))
+                    .await,
+            )
+            .map_err(Error::docker(format!("removing old member {}", m.name)))?;
+            docker::ignore_missing(
+                self.docker
+                    .remove_volume(
+                        &m.volume,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await,
+            )
+            .map_err(Error::docker(format!(
+                "removing the old data volume of {}",
+                m.name
+            )))?;
+        }
+        let mut members = vec![];
+        for n in names {
+            let m = self.new_member(n);
+            if let Some(pki) = self.pki.as_mut() {
+                if pki.member_archive(n).is_err() {
+                    pki.add_member(n, &[n.clone(), m.container.clone()])?;
+                }
+            }
+            members.push(m);
+        }
+        self.members = members;
+        self.token = token;
+        self.spec.size = self.members.len();
+        Ok(())
+    }
+
+    fn new_member(&self, name: &str) -> Member {
+        let index = name.trim_start_matches("etcd-").parse().unwrap_or(0);
+        let s = self.scheme();
+        Member {
+            index,
+            name: name.to_string(),
+            container: format!("{}-{name}", self.spec.name),
+            volume: format!("{}-{name}-data", self.spec.name),
+            client_url: String::new(),
+            peer_url: format!("{s}://{name}:{PEER_PORT}"),
+            id: 0,
+            state: MemberState::Running,
+        }
+    }
+
+    /// Reads each running member's published client port back from Docker.
+    pub async fn refresh_ports(&mut self) -> Result<()> {
+        let key = format!("{CLIENT_PORT}/tcp");
+        let scheme = self.scheme();
+        let docker = self.docker.clone();
+        let ports = futures_util::future::join_all(self.members.iter().map(|m| {
+            let docker = docker.clone();
+            let key = key.clone();
+            async move {
+                if !m.state.answers_clients() {
+                    return Ok(None);
+                }
+                let info = docker
+                    .inspect_container(
+                        &m.container,
+                        None::<bollard::query_parameters::InspectContainerOptions>,
+                    )
+                    .await
+                    .map_err(Error::docker(format!("inspecting member {}", m.name)))?;
+                let port = info
+                    .network_settings
+                    .and_then(|n| n.ports)
+                    .and_then(|p| p.get(&key).cloned().flatten())
+                    .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+                    .and_then(|p| p.parse::<u16>().ok());
+                match port {
+                    Some(p) => Ok(Some(p)),
+                    None => Err(Error::Failed(format!(
+                        "member {} has no published client port",
+                        m.name
+                    ))),
+                }
+            }
+        }))
+        .await;
+        for (m, p) in self.members.iter_mut().zip(ports) {
+            if let Some(p) = p? {
+                m.client_url = format!("{scheme}://127.0.0.1:{p}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts all members at once (restored members have a WAL, so they skip the bootstrap
+    /// check that makes simultaneous fresh starts slow).
+    pub async fn start_all(&mut self) -> Result<()> {
+        futures_util::future::try_join_all(self.members.iter().map(|m| {
+            let docker = self.docker.clone();
+            async move {
+                docker
+                    .start_container(&m.container, None::<StartContainerOptions>)
+                    .await
+                    .map_err(Error::docker(format!("starting member {}", m.name)))
+            }
+        }))
+        .await?;
+        self.refresh_ports().await
+    }
+
+    /// etcd's runtime reconfiguration for a permanently lost member while quorum holds:
+    /// `member remove` it, `member add` a new one (`etcd-<next>`), start the new one on an
+    /// empty volume with `--initial-cluster-state existing`, and wait until the cluster is
+    /// healthy again. Returns the new member's name; callers check it caught up (HashKV).
+    pub async fn replace_member(&mut self, lost: &str) -> Result<String> {
+        let lost_id = self
+            .member(lost)
+            .ok_or_else(|| Error::InvalidInput(format!("no member named {lost}")))?
+            .id;
+        let healthy = self
+            .members
+            .iter()
+            .find(|m| m.name != lost && m.state == MemberState::Running)
+            .ok_or_else(|| {
+                Error::Failed("no running member left to reconfigure the cluster through".into())
+            })?
+            .clone();
+        let mut c = self.client(&healthy).await?;
+        c.member_remove(lost_id).await.map_err(Error::etcd(
+            &healthy.name,
+            format!("removing member {lost}"),
+        ))?;
+        // The lost member's leftovers go now, so nothing of it can come back.
+        let gone = self
+            .members
+            .iter()
+            .position(|m| m.name == lost)
+            .expect("checked above");
+        let old = self.members.remove(gone);
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        docker::ignore_missing(self.docker.remove_container(&old.container, Some(rm)).await)
+            .map_err(Error::docker(format!("removing lost member {lost}")))?;
+        docker::ignore_missing(
+            self.docker
+                .remove_volume(
+                    &old.volume,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await,
+        )
+        .map_err(Error::docker(format!("removing the data volume of {lost}")))?;
+
+        let next = self
+            .members
+            .iter()
+            .map(|m| m.index)
+            .max()
+            .unwrap_or(0)
+            .max(old.index)
+            + 1;
+        let name = member_name(next);
+        let new = self.new_member(&name);
+        if let Some(pki) = self.pki.as_mut() {
+            pki.add_member(&name, &[name.clone(), new.container.clone()])?;
+        }
+        c.member_add([new.peer_url.as_str()], None)
+            .await
+            .map_err(Error::etcd(&healthy.name, format!("adding member {name}")))?;
+        self.members.push(new.clone());
+        let initial = self.initial_cluster();
+        self.create_member(&new, &initial, "existing").await?;
+        self.docker
+            .start_container(&new.container, None::<StartContainerOptions>)
+            .await
+            .map_err(Error::docker(format!("starting new member {name}")))?;
+        self.refresh_ports().await?;
+        self.spec.size = self.members.len();
+        self.wait_healthy(self.spec.start_timeout).await?;
+        Ok(name)
     }
 
     /// Leaves the cluster running when this value is dropped (`cluster up`).

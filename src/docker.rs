@@ -266,6 +266,7 @@ pub struct OneShot<'a> {
     pub extra_hosts: Vec<String>,
     /// Files to place into the container before it starts: (tar bytes, directory).
     pub upload: Option<(Vec<u8>, String)>,
+    pub env: Vec<String>,
 }
 
 pub struct OneShotOutput {
@@ -274,6 +275,11 @@ pub struct OneShotOutput {
 }
 
 impl OneShot<'_> {
+    pub fn with_env(mut self, env: Vec<String>) -> Self {
+        self.env = env;
+        self
+    }
+
     pub async fn run(self, docker: &Docker) -> Result<OneShotOutput> {
         let name = format!("etcd-drill-oneshot-{}", new_run_id());
         let mounts = self
@@ -290,6 +296,7 @@ impl OneShot<'_> {
             image: Some(self.image.to_string()),
             entrypoint: Some(vec![self.entrypoint.to_string()]),
             cmd: Some(self.args.clone()),
+            env: (!self.env.is_empty()).then(|| self.env.clone()),
             labels: Some(self.labels.clone()),
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
@@ -374,4 +381,68 @@ pub fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
             .expect("writing to a Vec cannot fail");
     }
     b.into_inner().expect("writing to a Vec cannot fail")
+}
+
+/// Output of a command run inside a running container.
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command inside a running container (e.g. etcdctl in a member, as an operator would).
+pub async fn exec(
+    docker: &Docker,
+    container: &str,
+    cmd: Vec<String>,
+    env: Vec<String>,
+) -> Result<ExecOutput> {
+    use bollard::exec::StartExecResults;
+    use bollard::models::ExecConfig;
+    let ctx = format!(
+        "running {} in {container}",
+        cmd.first().cloned().unwrap_or_default()
+    );
+    let created = docker
+        .create_exec(
+            container,
+            ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(cmd),
+                env: Some(env),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(Error::docker(ctx.clone()))?;
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let StartExecResults::Attached { mut output, .. } = docker
+        .start_exec(&created.id, None)
+        .await
+        .map_err(Error::docker(ctx.clone()))?
+    {
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(Error::docker(ctx.clone()))? {
+                bollard::container::LogOutput::StdOut { message } => {
+                    stdout.push_str(&String::from_utf8_lossy(&message))
+                }
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.push_str(&String::from_utf8_lossy(&message))
+                }
+                _ => {}
+            }
+        }
+    }
+    let exit_code = docker
+        .inspect_exec(&created.id)
+        .await
+        .map_err(Error::docker(ctx))?
+        .exit_code
+        .unwrap_or(-1);
+    Ok(ExecOutput {
+        exit_code,
+        stdout,
+        stderr,
+    })
 }

@@ -65,6 +65,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("snapshot {path} is not usable: {reason}")]
+    BadSnapshot { path: PathBuf, reason: String },
+
     #[error("generating TLS certificates failed: {0}")]
     Tls(String),
 

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use bollard::query_parameters::{KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::query_parameters::{
+    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -113,7 +115,11 @@ pub struct Injector {
 
 impl Injector {
     pub fn new(seed: u64) -> Self {
-        Injector { seed, rng: StdRng::seed_from_u64(seed), events: vec![] }
+        Injector {
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+            events: vec![],
+        }
     }
 
     /// A fresh seed for runs that did not ask for one; printed so the run can be replayed.
@@ -123,7 +129,12 @@ impl Injector {
 
     /// Resolves a target to member names, in a deterministic order given the cluster's state
     /// and the seed.
-    pub async fn resolve(&mut self, cluster: &Cluster, target: &Target, kind: FaultKind) -> Result<Vec<String>> {
+    pub async fn resolve(
+        &mut self,
+        cluster: &Cluster,
+        target: &Target,
+        kind: FaultKind,
+    ) -> Result<Vec<String>> {
         // Faults that bring members back apply to members that are down; the rest to live ones.
         let eligible: Vec<&Member> = cluster
             .members
@@ -139,9 +150,16 @@ impl Injector {
         let names = |ms: Vec<&Member>| ms.into_iter().map(|m| m.name.clone()).collect::<Vec<_>>();
         match target {
             Target::Member(i) => {
-                let m = cluster.members.iter().find(|m| m.index == *i).ok_or_else(|| {
-                    Error::InvalidInput(format!("member:{i} does not exist; members are 1..={}", cluster.members.len()))
-                })?;
+                let m = cluster
+                    .members
+                    .iter()
+                    .find(|m| m.index == *i)
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "member:{i} does not exist; members are 1..={}",
+                            cluster.members.len()
+                        ))
+                    })?;
                 if !eligible.iter().any(|e| e.name == m.name) {
                     return Err(Error::InvalidInput(format!(
                         "cannot apply {kind:?} to {}: it is {:?}",
@@ -152,12 +170,16 @@ impl Injector {
             }
             Target::Leader | Target::Follower => {
                 let leader = leader_name(cluster).await.ok_or_else(|| {
-                    Error::Failed("no member reports a leader, so `leader`/`follower` cannot be resolved".into())
+                    Error::Failed(
+                        "no member reports a leader, so `leader`/`follower` cannot be resolved"
+                            .into(),
+                    )
                 })?;
                 if *target == Target::Leader {
                     return Ok(vec![leader]);
                 }
-                let followers: Vec<&Member> = eligible.into_iter().filter(|m| m.name != leader).collect();
+                let followers: Vec<&Member> =
+                    eligible.into_iter().filter(|m| m.name != leader).collect();
                 let pick = followers
                     .choose(&mut self.rng)
                     .ok_or_else(|| Error::Failed("there is no follower to target".into()))?;
@@ -176,7 +198,8 @@ impl Injector {
                         eligible.len()
                     )));
                 }
-                let mut picked: Vec<&Member> = eligible.sample(&mut self.rng, *k).copied().collect();
+                let mut picked: Vec<&Member> =
+                    eligible.sample(&mut self.rng, *k).copied().collect();
                 picked.sort_by_key(|m| m.index);
                 Ok(names(picked))
             }
@@ -184,7 +207,12 @@ impl Injector {
     }
 
     /// Resolves the target and applies the fault to each member it names.
-    pub async fn inject(&mut self, cluster: &mut Cluster, kind: FaultKind, target: &Target) -> Result<Vec<String>> {
+    pub async fn inject(
+        &mut self,
+        cluster: &mut Cluster,
+        kind: FaultKind,
+        target: &Target,
+    ) -> Result<Vec<String>> {
         let victims = self.resolve(cluster, target, kind).await?;
         if kind == FaultKind::Partition {
             let roles = roles(cluster).await;
@@ -203,30 +231,49 @@ impl Injector {
     }
 
     fn record(&mut self, member: &str, fault: FaultKind, role: Role) {
-        let at_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let at_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         tracing::info!(member, ?fault, ?role, "fault injected");
-        self.events.push(FaultEvent { at_ms, member: member.to_string(), fault, role });
+        self.events.push(FaultEvent {
+            at_ms,
+            member: member.to_string(),
+            fault,
+            role,
+        });
     }
 }
 
-/// The name of the member the reachable members agree is leader, if any.
+/// The name of the member the reachable members say is leader, if any. Member IDs come
+/// from each member's own status, so this works before the cluster has recorded them
+/// (right after a restore).
 pub async fn leader_name(cluster: &Cluster) -> Option<String> {
-    let ids = member_leaders(cluster).await;
-    let leader = ids.into_iter().flatten().find(|l| *l != 0)?;
-    cluster.members.iter().find(|m| m.id == leader).map(|m| m.name.clone())
-}
-
-/// The leader ID each member reports (None: did not answer within a short deadline).
-async fn member_leaders(cluster: &Cluster) -> Vec<Option<u64>> {
-    futures_util::future::join_all(cluster.members.iter().map(|m| async move {
+    let seen = futures_util::future::join_all(cluster.members.iter().map(|m| async move {
         if !m.state.answers_clients() {
             return None;
         }
         let mut c = cluster.client(m).await.ok()?;
-        let st = tokio::time::timeout(Duration::from_millis(500), c.status()).await.ok()?.ok()?;
-        Some(st.leader())
+        let st = tokio::time::timeout(Duration::from_millis(500), c.status())
+            .await
+            .ok()?
+            .ok()?;
+        let own = st.header().map(|h| h.member_id()).unwrap_or(0);
+        Some((m.name.clone(), own, st.leader()))
     }))
-    .await
+    .await;
+    let seen: Vec<(String, u64, u64)> = seen.into_iter().flatten().collect();
+    let leader = seen.iter().map(|(_, _, l)| *l).find(|l| *l != 0)?;
+    seen.iter()
+        .find(|(_, own, _)| *own == leader)
+        .map(|(n, _, _)| n.clone())
+        .or_else(|| {
+            cluster
+                .members
+                .iter()
+                .find(|m| m.id == leader)
+                .map(|m| m.name.clone())
+        })
 }
 
 /// A lookup from member name to its role right now.
@@ -241,43 +288,76 @@ async fn roles(cluster: &Cluster) -> impl Fn(&str) -> Role + use<> {
 
 async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()> {
     let docker = cluster.docker().clone();
-    let m = cluster.member(name).expect("resolved targets exist").clone();
+    let m = cluster
+        .member(name)
+        .expect("resolved targets exist")
+        .clone();
     let ctx = |what: &str| format!("{what} member {name}");
     let new_state = match kind {
         FaultKind::Permanent => {
-            let rm = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+            let rm = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
             ignore_missing(docker.remove_container(&m.container, Some(rm)).await)
                 .map_err(Error::docker(ctx("destroying")))?;
-            ignore_missing(docker.remove_volume(&m.volume, None::<bollard::query_parameters::RemoveVolumeOptions>).await)
-                .map_err(Error::docker(ctx("deleting the data volume of")))?;
+            ignore_missing(
+                docker
+                    .remove_volume(
+                        &m.volume,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await,
+            )
+            .map_err(Error::docker(ctx("deleting the data volume of")))?;
             MemberState::Gone
         }
         FaultKind::Kill => {
-            let opts = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
-            docker.kill_container(&m.container, Some(opts)).await.map_err(Error::docker(ctx("killing")))?;
+            let opts = KillContainerOptionsBuilder::default()
+                .signal("SIGKILL")
+                .build();
+            docker
+                .kill_container(&m.container, Some(opts))
+                .await
+                .map_err(Error::docker(ctx("killing")))?;
             MemberState::Down
         }
         FaultKind::Stop => {
             let opts = StopContainerOptionsBuilder::default().t(10).build();
-            docker.stop_container(&m.container, Some(opts)).await.map_err(Error::docker(ctx("stopping")))?;
+            docker
+                .stop_container(&m.container, Some(opts))
+                .await
+                .map_err(Error::docker(ctx("stopping")))?;
             MemberState::Down
         }
         FaultKind::Restart => {
             if m.state == MemberState::Paused {
-                docker.unpause_container(&m.container).await.map_err(Error::docker(ctx("unpausing")))?;
+                docker
+                    .unpause_container(&m.container)
+                    .await
+                    .map_err(Error::docker(ctx("unpausing")))?;
             }
             docker
-                .restart_container(&m.container, None::<bollard::query_parameters::RestartContainerOptions>)
+                .restart_container(
+                    &m.container,
+                    None::<bollard::query_parameters::RestartContainerOptions>,
+                )
                 .await
                 .map_err(Error::docker(ctx("restarting")))?;
             MemberState::Running
         }
         FaultKind::Pause => {
-            docker.pause_container(&m.container).await.map_err(Error::docker(ctx("pausing")))?;
+            docker
+                .pause_container(&m.container)
+                .await
+                .map_err(Error::docker(ctx("pausing")))?;
             MemberState::Paused
         }
         FaultKind::Unpause => {
-            docker.unpause_container(&m.container).await.map_err(Error::docker(ctx("unpausing")))?;
+            docker
+                .unpause_container(&m.container)
+                .await
+                .map_err(Error::docker(ctx("unpausing")))?;
             MemberState::Running
         }
         FaultKind::Heal => {
@@ -293,6 +373,10 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
     if let Some(mm) = cluster.members.iter_mut().find(|x| x.name == name) {
         mm.state = new_state;
     }
+    if kind == FaultKind::Restart {
+        // Docker may publish the client port on another host port after a restart.
+        cluster.refresh_ports().await?;
+    }
     Ok(())
 }
 
@@ -305,7 +389,11 @@ const CHAIN: &str = "ETCD_DRILL";
 pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
     let side_set: BTreeSet<&str> = side.iter().map(String::as_str).collect();
     let mut addrs = std::collections::HashMap::new();
-    for m in cluster.members.iter().filter(|m| m.state != MemberState::Gone && m.state != MemberState::Down) {
+    for m in cluster
+        .members
+        .iter()
+        .filter(|m| m.state != MemberState::Gone && m.state != MemberState::Down)
+    {
         addrs.insert(m.name.clone(), cluster.member_net(m).await?);
     }
     for name in side {
@@ -323,14 +411,32 @@ pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
             vec!["-I".into(), "OUTPUT".into(), "-j".into(), CHAIN.into()],
         ];
         for ip in others {
-            script.push(vec!["-A".into(), CHAIN.into(), "-s".into(), ip.to_string(), "-j".into(), "DROP".into()]);
-            script.push(vec!["-A".into(), CHAIN.into(), "-d".into(), ip.to_string(), "-j".into(), "DROP".into()]);
+            script.push(vec![
+                "-A".into(),
+                CHAIN.into(),
+                "-s".into(),
+                ip.to_string(),
+                "-j".into(),
+                "DROP".into(),
+            ]);
+            script.push(vec![
+                "-A".into(),
+                CHAIN.into(),
+                "-d".into(),
+                ip.to_string(),
+                "-j".into(),
+                "DROP".into(),
+            ]);
         }
         for rule in script {
             netns_iptables(pid, &rule, name, rule[0] == "-N")?;
         }
     }
-    for m in cluster.members.iter_mut().filter(|m| side_set.contains(m.name.as_str())) {
+    for m in cluster
+        .members
+        .iter_mut()
+        .filter(|m| side_set.contains(m.name.as_str()))
+    {
         m.state = MemberState::Partitioned;
     }
     Ok(())

@@ -354,6 +354,7 @@ async fn verify_runs(docker: &Docker, image: &EtcdImage) -> Result<()> {
         network: None,
         extra_hosts: vec![],
         upload: None,
+        env: vec![],
     }
     .run(docker)
     .await?;
@@ -386,6 +387,7 @@ async fn adopt_existing(docker: &Docker, reference: &str) -> Result<EtcdImage> {
         network: None,
         extra_hosts: vec![],
         upload: None,
+        env: vec![],
     }
     .run(docker)
     .await?;

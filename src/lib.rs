@@ -11,11 +11,16 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod dataset;
 pub mod docker;
 pub mod error;
 pub mod fault;
 pub mod image;
 pub mod quorum;
+pub mod recovery;
+pub mod report;
+pub mod snapshot;
 pub mod tls;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -26,8 +26,15 @@ async fn assert_all_readable(cluster: &Cluster, member: &str, acked: &[(String, 
     let m = cluster.member(member).unwrap();
     let mut c = cluster.client(m).await.unwrap();
     for (k, v) in acked {
-        let got = c.get(k.as_str(), None).await.unwrap_or_else(|e| panic!("read {k} through {member}: {e}"));
-        assert_eq!(got.kvs().first().map(|kv| kv.value()), Some(v.as_bytes()), "{k} through {member}");
+        let got = c
+            .get(k.as_str(), None)
+            .await
+            .unwrap_or_else(|e| panic!("read {k} through {member}: {e}"));
+        assert_eq!(
+            got.kvs().first().map(|kv| kv.value()),
+            Some(v.as_bytes()),
+            "{k} through {member}"
+        );
     }
 }
 
@@ -44,7 +51,10 @@ async fn wait_caught_up(cluster: &Cluster, member: &str, key: &str, value: &str)
                 }
             }
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "{member} never caught up with {key}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{member} never caught up with {key}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -57,17 +67,38 @@ async fn the_whole_table_is_observed_cell_by_cell() {
         seed: 1,
         run_id: etcd_drill::docker::new_run_id(),
         observe: ObserveOptions::default(),
-        parallel: 3,
+        parallel: 5,
     };
-    let table = quorum::sweep(&docker, &(1..=9).collect::<Vec<_>>(), &opts).await.unwrap();
+    let table = quorum::sweep(&docker, &(1..=9).collect::<Vec<_>>(), &opts)
+        .await
+        .unwrap();
     let cells: usize = table.sizes.iter().map(|s| s.cells.len()).sum();
     assert_eq!(cells, 54, "sizes 1..=9 have 2+3+…+10 cells");
     let bad = table.disagreements();
-    assert!(bad.is_empty(), "observation disagrees with the table:\n{}", quorum::render_table(&table.sizes));
+    assert!(
+        bad.is_empty(),
+        "observation disagrees with the table:\n{}",
+        quorum::render_table(&table.sizes)
+    );
     // Even sizes buy nothing: 2 tolerates what 1 does, 4 what 3 does, and so on.
     for even in [2, 4, 6, 8] {
-        let tol = |n: usize| table.sizes.iter().find(|s| s.size == n).unwrap().cells.iter().filter(|c| c.observed_writable).count();
-        assert_eq!(tol(even), tol(even - 1) + 1, "size {even} tolerates exactly as many failures as {}", even - 1);
+        let tol = |n: usize| {
+            table
+                .sizes
+                .iter()
+                .find(|s| s.size == n)
+                .unwrap()
+                .cells
+                .iter()
+                .filter(|c| c.observed_writable)
+                .count()
+        };
+        assert_eq!(
+            tol(even),
+            tol(even - 1) + 1,
+            "size {even} tolerates exactly as many failures as {}",
+            even - 1
+        );
     }
 }
 
@@ -78,29 +109,55 @@ async fn leader_loss_then_follower_loss(size: usize) {
     let mut inj = Injector::new(3);
 
     // Losing the leader: the survivors elect a new one and writes resume.
-    let old_leader = leader_name(&cluster).await.expect("a healthy cluster has a leader");
-    let hit = inj.inject(&mut cluster, FaultKind::Kill, &Target::Leader).await.unwrap();
+    let old_leader = leader_name(&cluster)
+        .await
+        .expect("a healthy cluster has a leader");
+    let hit = inj
+        .inject(&mut cluster, FaultKind::Kill, &Target::Leader)
+        .await
+        .unwrap();
     assert_eq!(hit, vec![old_leader.clone()]);
     assert_eq!(inj.events.last().unwrap().role, Role::Leader);
-    let after = quorum::observe(&cluster, "/registry/after-leader-loss", ObserveOptions::default()).await;
-    assert!(after.writable, "quorum held, yet no write was acknowledged: {after:?}");
+    let after = quorum::observe(
+        &cluster,
+        "/registry/after-leader-loss",
+        ObserveOptions::default(),
+    )
+    .await;
+    assert!(
+        after.writable,
+        "quorum held, yet no write was acknowledged: {after:?}"
+    );
     let new_leader = after.leader.clone().expect("a new leader");
     assert_ne!(new_leader, old_leader);
     assert!(after.leader_seen_ms.is_some() && after.first_write_ms.is_some());
 
     // Losing a follower: the leader stays, writes go on.
-    inj.inject(&mut cluster, FaultKind::Kill, &Target::Follower).await.unwrap();
+    inj.inject(&mut cluster, FaultKind::Kill, &Target::Follower)
+        .await
+        .unwrap();
     assert_eq!(inj.events.last().unwrap().role, Role::Follower);
     if size >= 5 {
-        let obs = quorum::observe(&cluster, "/registry/after-follower-loss", ObserveOptions::default()).await;
+        let obs = quorum::observe(
+            &cluster,
+            "/registry/after-follower-loss",
+            ObserveOptions::default(),
+        )
+        .await;
         assert!(obs.writable, "{obs:?}");
-        assert_eq!(obs.leader.as_deref(), Some(new_leader.as_str()), "a follower loss moved the leadership");
+        assert_eq!(
+            obs.leader.as_deref(),
+            Some(new_leader.as_str()),
+            "a follower loss moved the leadership"
+        );
     }
 
     // Bring both back: everything acknowledged before the faults is still there.
     for m in cluster.members.clone() {
         if m.state == etcd_drill::cluster::MemberState::Down {
-            inj.inject(&mut cluster, FaultKind::Restart, &Target::Member(m.index)).await.unwrap();
+            inj.inject(&mut cluster, FaultKind::Restart, &Target::Member(m.index))
+                .await
+                .unwrap();
         }
     }
     cluster.wait_healthy(Duration::from_secs(30)).await.unwrap();
@@ -127,40 +184,92 @@ async fn pause_and_partition_on_three() {
     let mut inj = Injector::new(9);
 
     // Pause a follower: the other two keep writing; the frozen one answers nobody.
-    let paused = inj.inject(&mut cluster, FaultKind::Pause, &Target::Follower).await.unwrap().remove(0);
-    let obs = quorum::observe(&cluster, "/registry/while-paused", ObserveOptions::default()).await;
+    let paused = inj
+        .inject(&mut cluster, FaultKind::Pause, &Target::Follower)
+        .await
+        .unwrap()
+        .remove(0);
+    let obs = quorum::observe(
+        &cluster,
+        "/registry/while-paused",
+        ObserveOptions::default(),
+    )
+    .await;
     assert!(obs.writable);
-    assert!(!obs.members.iter().any(|p| p.member == paused), "paused members are not asked");
+    assert!(
+        !obs.members.iter().any(|p| p.member == paused),
+        "paused members are not asked"
+    );
     let idx = cluster.member(&paused).unwrap().index;
-    inj.inject(&mut cluster, FaultKind::Unpause, &Target::Member(idx)).await.unwrap();
+    inj.inject(&mut cluster, FaultKind::Unpause, &Target::Member(idx))
+        .await
+        .unwrap();
     wait_caught_up(&cluster, &paused, "/registry/while-paused", "attempt-1").await;
 
     // Partition a follower: the majority side writes; the cut-off member refuses
     // linearizable reads and writes, but still answers serializable reads.
-    let cut = inj.inject(&mut cluster, FaultKind::Partition, &Target::Follower).await.unwrap().remove(0);
+    let cut = inj
+        .inject(&mut cluster, FaultKind::Partition, &Target::Follower)
+        .await
+        .unwrap()
+        .remove(0);
     let obs = quorum::observe(&cluster, "/registry/while-cut", ObserveOptions::default()).await;
     assert!(obs.writable);
-    assert_ne!(obs.acked_by.as_deref(), Some(cut.as_str()), "the cut-off member acknowledged a write");
-    let probe = obs.members.iter().find(|p| p.member == cut).expect("the cut-off member is still asked");
-    assert!(probe.answered && !probe.linearizable_read && probe.serializable_read, "{probe:?}");
+    assert_ne!(
+        obs.acked_by.as_deref(),
+        Some(cut.as_str()),
+        "the cut-off member acknowledged a write"
+    );
+    let probe = obs
+        .members
+        .iter()
+        .find(|p| p.member == cut)
+        .expect("the cut-off member is still asked");
+    assert!(
+        probe.answered && !probe.linearizable_read && probe.serializable_read,
+        "{probe:?}"
+    );
     let mut direct = cluster.client(cluster.member(&cut).unwrap()).await.unwrap();
-    let write = tokio::time::timeout(Duration::from_secs(3), direct.put("/registry/through-cut", "x", None)).await;
-    assert!(!matches!(write, Ok(Ok(_))), "a write through the cut-off member was acknowledged");
+    let write = tokio::time::timeout(
+        Duration::from_secs(3),
+        direct.put("/registry/through-cut", "x", None),
+    )
+    .await;
+    assert!(
+        !matches!(write, Ok(Ok(_))),
+        "a write through the cut-off member was acknowledged"
+    );
 
     // Heal: it catches up and everything acknowledged is readable through it.
     let idx = cluster.member(&cut).unwrap().index;
-    inj.inject(&mut cluster, FaultKind::Heal, &Target::Member(idx)).await.unwrap();
+    inj.inject(&mut cluster, FaultKind::Heal, &Target::Member(idx))
+        .await
+        .unwrap();
     wait_caught_up(&cluster, &cut, "/registry/while-cut", "attempt-1").await;
     assert_all_readable(&cluster, &cut, &acked).await;
     let events: Vec<FaultKind> = inj.events.iter().map(|e| e.fault).collect();
-    assert_eq!(events, [FaultKind::Pause, FaultKind::Unpause, FaultKind::Partition, FaultKind::Heal]);
+    assert_eq!(
+        events,
+        [
+            FaultKind::Pause,
+            FaultKind::Unpause,
+            FaultKind::Partition,
+            FaultKind::Heal
+        ]
+    );
 }
 
 #[tokio::test]
 async fn the_same_seed_replays_the_same_choices() {
     let docker = common::docker().await;
     let cluster = common::start(&docker, common::spec("seed", 5)).await;
-    let targets = [Target::Random, Target::Count(3), Target::Follower, Target::Random, Target::Count(2)];
+    let targets = [
+        Target::Random,
+        Target::Count(3),
+        Target::Follower,
+        Target::Random,
+        Target::Count(2),
+    ];
     let mut runs = vec![];
     for _ in 0..2 {
         let mut inj = Injector::new(1234);

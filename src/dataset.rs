@@ -1,0 +1,193 @@
+//! The deterministic dataset a drill loads: keys under `/registry/` shaped like a Kubernetes
+//! apiserver's, values derived from (seed, index) so any value can be regenerated and
+//! compared byte for byte, and a log of every acknowledged write with its revision.
+
+use std::time::Duration;
+
+use etcd_client::{Client, Txn, TxnOp};
+use futures_util::StreamExt;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+pub const PREFIX: &str = "/registry/";
+const RESOURCES: [(&str, &str); 5] = [
+    ("pods", "pod"),
+    ("services", "svc"),
+    ("configmaps", "cm"),
+    ("secrets", "secret"),
+    ("deployments", "deploy"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Dataset {
+    pub keys: usize,
+    pub value_size: usize,
+    pub seed: u64,
+}
+
+impl Dataset {
+    pub fn key(&self, i: usize) -> String {
+        let (plural, singular) = RESOURCES[i % RESOURCES.len()];
+        format!(
+            "{PREFIX}{plural}/ns-{:02}/{singular}-{i:07}",
+            (i / RESOURCES.len()) % 20
+        )
+    }
+
+    pub fn value(&self, i: usize) -> Vec<u8> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let mut v = vec![0u8; self.value_size];
+        rng.fill_bytes(&mut v);
+        v
+    }
+
+    /// Puts per transaction: as many as fit well under etcd's 1.5 MiB request limit, and
+    /// at most 128 (etcd's default `--max-txn-ops`).
+    fn batch(&self) -> usize {
+        (1024 * 1024 / self.value_size.max(1)).clamp(1, 128)
+    }
+}
+
+/// One acknowledged write.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Ack {
+    pub index: u32,
+    /// The revision etcd acknowledged it at.
+    pub revision: i64,
+    #[serde(serialize_with = "hex_digest")]
+    pub digest: [u8; 32],
+}
+
+fn hex_digest<S: serde::Serializer>(d: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(d))
+}
+
+/// Every write the harness saw acknowledged, in no particular order.
+#[derive(Debug, Clone, Default)]
+pub struct AckLog {
+    pub acks: Vec<Ack>,
+}
+
+impl AckLog {
+    pub fn max_revision(&self) -> i64 {
+        self.acks.iter().map(|a| a.revision).max().unwrap_or(0)
+    }
+    pub fn merge(&mut self, other: AckLog) {
+        self.acks.extend(other.acks);
+    }
+}
+
+/// Loads `dataset` indexes `range` through `client`, `concurrency` transactions in flight.
+/// Returns the acknowledged writes; the first failure stops the load with an error naming
+/// the key.
+pub async fn load(
+    client: &Client,
+    member: &str,
+    dataset: &Dataset,
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+) -> Result<AckLog> {
+    let batch = dataset.batch();
+    let starts: Vec<usize> = range.clone().step_by(batch).collect();
+    let end = range.end;
+    let results: Vec<Result<Vec<Ack>>> =
+        futures_util::stream::iter(starts.into_iter().map(|start| {
+            let mut c = client.clone();
+            async move {
+                let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
+                let mut ops = Vec::with_capacity(idx.len());
+                let mut digests = Vec::with_capacity(idx.len());
+                for &i in &idx {
+                    let v = dataset.value(i);
+                    digests.push(Sha256::digest(&v).into());
+                    ops.push(TxnOp::put(dataset.key(i), v, None));
+                }
+                let resp =
+                    tokio::time::timeout(Duration::from_secs(30), c.txn(Txn::new().and_then(ops)))
+                        .await
+                        .map_err(|_| {
+                            Error::Failed(format!(
+                                "loading {}: no answer from {member} within 30 s",
+                                dataset.key(start)
+                            ))
+                        })?
+                        .map_err(Error::etcd(
+                            member,
+                            format!("loading keys from {}", dataset.key(start)),
+                        ))?;
+                let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+                Ok(idx
+                    .iter()
+                    .zip(digests)
+                    .map(|(&i, digest)| Ack {
+                        index: i as u32,
+                        revision,
+                        digest,
+                    })
+                    .collect())
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut log = AckLog::default();
+    for r in results {
+        log.acks.extend(r?);
+    }
+    Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_are_deterministic() {
+        let d = Dataset {
+            keys: 10,
+            value_size: 16,
+            seed: 7,
+        };
+        assert_eq!(d.key(0), "/registry/pods/ns-00/pod-0000000");
+        assert_eq!(d.key(6), "/registry/services/ns-01/svc-0000006");
+        assert_eq!(d.value(3), d.value(3));
+        assert_ne!(d.value(3), d.value(4));
+        assert_ne!(d.value(3), Dataset { seed: 8, ..d }.value(3));
+        assert_eq!(d.value(3).len(), 16);
+    }
+
+    #[test]
+    fn batches_respect_the_request_limit() {
+        assert_eq!(
+            Dataset {
+                keys: 1,
+                value_size: 1024,
+                seed: 0
+            }
+            .batch(),
+            128
+        );
+        assert_eq!(
+            Dataset {
+                keys: 1,
+                value_size: 512 * 1024,
+                seed: 0
+            }
+            .batch(),
+            2
+        );
+        assert_eq!(
+            Dataset {
+                keys: 1,
+                value_size: 4 * 1024 * 1024,
+                seed: 0
+            }
+            .batch(),
+            1
+        );
+    }
+}

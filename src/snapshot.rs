@@ -1,0 +1,456 @@
+//! Snapshots: saved from a live member through the Maintenance API (streamed to disk, its
+//! sha256 trailer checked), checked before anything is torn down, placed on a labelled
+//! volume, inspected with the version's own tool, and restored into fresh member volumes
+//! with `etcdutl snapshot restore` (3.5) or `etcdctl snapshot restore` (3.4).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::cluster::{Cluster, Member};
+use crate::docker::{self, OneShot};
+use crate::error::{Error, Result};
+use crate::image::{BIN_DIR, EtcdImage, Line};
+
+/// Where the snapshot volume is mounted in tool containers.
+pub const SNAPSHOT_DIR: &str = "/snapshots";
+const TRAILER: usize = 32;
+
+/// A snapshot file on the host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    pub size: u64,
+    /// sha256 of the whole file, to tell snapshots apart in reports.
+    pub sha256: String,
+    /// The member it was saved from, if etcd-drill saved it.
+    pub member: Option<String>,
+}
+
+impl SnapshotFile {
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// `20181215_145639_snapshot.db`, like the seed's `$(date +%Y%m%d_%H%M%S)_snapshot.db`.
+pub fn snapshot_file_name() -> String {
+    let fmt = time::macros::format_description!("[year][month][day]_[hour][minute][second]");
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{}_snapshot.db",
+        now.format(fmt).unwrap_or_else(|_| "snapshot".into())
+    )
+}
+
+/// Streams a snapshot from `member` into `dir`, checks the sha256 trailer etcd appends,
+/// and fsyncs the file and its directory before returning. Never held in memory whole.
+pub async fn save(cluster: &Cluster, member: &Member, dir: &Path) -> Result<SnapshotFile> {
+    std::fs::create_dir_all(dir).map_err(Error::io("creating the snapshot directory", dir))?;
+    let mut name = snapshot_file_name();
+    // Two snapshots in one second (tests do that): keep both.
+    let mut n = 1;
+    while dir.join(&name).exists() {
+        name = format!("{}_{n}_snapshot.db", name.trim_end_matches("_snapshot.db"));
+        n += 1;
+    }
+    let path = dir.join(&name);
+    let mut client = cluster.client(member).await?;
+    let mut stream = client
+        .snapshot()
+        .await
+        .map_err(Error::etcd(&member.name, "starting a snapshot"))?;
+    let file = tokio::fs::File::create(&path)
+        .await
+        .map_err(Error::io("creating the snapshot file", &path))?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let mut body_hash = Sha256::new();
+    let mut file_hash = Sha256::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * TRAILER);
+    let mut size = 0u64;
+    while let Some(msg) = stream
+        .message()
+        .await
+        .map_err(Error::etcd(&member.name, "streaming the snapshot"))?
+    {
+        let blob = msg.blob();
+        out.write_all(blob)
+            .await
+            .map_err(Error::io("writing the snapshot", &path))?;
+        file_hash.update(blob);
+        size += blob.len() as u64;
+        // Everything but the last 32 bytes is the body the trailer hashes.
+        tail.extend_from_slice(blob);
+        if tail.len() > TRAILER {
+            let cut = tail.len() - TRAILER;
+            body_hash.update(&tail[..cut]);
+            tail.drain(..cut);
+        }
+    }
+    out.flush()
+        .await
+        .map_err(Error::io("writing the snapshot", &path))?;
+    let file = out.into_inner();
+    file.sync_all()
+        .await
+        .map_err(Error::io("fsyncing the snapshot", &path))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    if tail.len() != TRAILER || body_hash.finalize().as_slice() != tail.as_slice() {
+        return Err(Error::BadSnapshot {
+            path: path.clone(),
+            reason: format!(
+                "the snapshot streamed from {} does not match its own sha256 trailer",
+                member.name
+            ),
+        });
+    }
+    Ok(SnapshotFile {
+        path,
+        size,
+        sha256: hex::encode(file_hash.finalize()),
+        member: Some(member.name.clone()),
+    })
+}
+
+/// What the file check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Integrity {
+    /// The sha256 trailer matches the content.
+    HashVerified,
+    /// No trailer (a `db` copied from a data dir), accepted because of --skip-hash-check.
+    NoHashSkipped,
+}
+
+/// Checks a snapshot file on the host before anything else happens: not empty, and either a
+/// matching sha256 trailer or, only with `skip_hash_check`, a plain database file.
+pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
+    use std::io::Read;
+    let bad = |reason: String| Error::BadSnapshot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let size = meta.len();
+    if size == 0 {
+        return Err(bad("the file is empty".into()));
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
+    let mut file_hash = Sha256::new();
+    let mut body_hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let body_len = size.saturating_sub(TRAILER as u64);
+    let mut read = 0u64;
+    let mut tail = Vec::with_capacity(TRAILER);
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| bad(format!("read error: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        file_hash.update(chunk);
+        let in_body = (body_len.saturating_sub(read) as usize).min(n);
+        body_hash.update(&chunk[..in_body]);
+        tail.extend_from_slice(&chunk[in_body..]);
+        read += n as u64;
+    }
+    let file = SnapshotFile {
+        path: path.to_path_buf(),
+        size,
+        sha256: hex::encode(file_hash.finalize()),
+        member: None,
+    };
+    // etcd's own rule: a snapshot with a hash is database pages plus a 32-byte trailer.
+    let has_trailer = size % 512 == TRAILER as u64;
+    if has_trailer && body_hash.finalize().as_slice() == tail.as_slice() {
+        return Ok((file, Integrity::HashVerified));
+    }
+    if skip_hash_check {
+        return Ok((file, Integrity::NoHashSkipped));
+    }
+    if has_trailer {
+        return Err(bad("its sha256 trailer does not match its content: the file is corrupt (bit rot, a bad copy)".into()));
+    }
+    Err(bad(format!(
+        "it has no sha256 trailer ({size} bytes is not database pages plus a 32-byte hash): it is truncated, not a snapshot, \
+         or a `db` file copied from a data dir — for the last, pass --skip-hash-check"
+    )))
+}
+
+/// What `etcdutl snapshot status -w json` reports.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotStatus {
+    pub hash: u64,
+    pub revision: i64,
+    #[serde(rename = "totalKey")]
+    pub total_key: u64,
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+}
+
+/// A labelled volume holding snapshot files, mounted read-only into restore containers.
+pub struct SnapshotVolume {
+    pub name: String,
+}
+
+impl SnapshotVolume {
+    pub async fn create(
+        docker: &Docker,
+        labels: std::collections::HashMap<String, String>,
+        name: &str,
+    ) -> Result<Self> {
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(Error::docker(format!("creating snapshot volume {name}")))?;
+        Ok(SnapshotVolume {
+            name: name.to_string(),
+        })
+    }
+
+    /// Copies a file onto the volume, streamed: through a container that is created with
+    /// the volume mounted and never started.
+    pub async fn put(
+        &self,
+        docker: &Docker,
+        image: &EtcdImage,
+        labels: std::collections::HashMap<String, String>,
+        file: &Path,
+        as_name: &str,
+    ) -> Result<()> {
+        let holder = format!("etcd-drill-copy-{}", docker::new_run_id());
+        docker
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&holder)
+                        .build(),
+                ),
+                ContainerCreateBody {
+                    image: Some(image.tag.clone()),
+                    labels: Some(labels),
+                    host_config: Some(HostConfig {
+                        mounts: Some(vec![Mount {
+                            typ: Some(MountType::VOLUME),
+                            source: Some(self.name.clone()),
+                            target: Some(SNAPSHOT_DIR.into()),
+                            ..Default::default()
+                        }]),
+                        network_mode: Some("none".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(Error::docker("creating a container to copy the snapshot"))?;
+        let result = async {
+            let size = std::fs::metadata(file)
+                .map_err(Error::io("reading the snapshot", file))?
+                .len();
+            let stream = tar_stream_of_file(file, as_name, size).await?;
+            let opts = UploadToContainerOptionsBuilder::default()
+                .path(SNAPSHOT_DIR)
+                .build();
+            docker
+                .upload_to_container(&holder, Some(opts), bollard::body_try_stream(stream))
+                .await
+                .map_err(Error::docker(format!(
+                    "copying {} onto volume {}",
+                    file.display(),
+                    self.name
+                )))
+        }
+        .await;
+        let rm = RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = docker::ignore_missing(docker.remove_container(&holder, Some(rm)).await);
+        result
+    }
+}
+
+/// A one-entry tar archive as a stream: header, the file's bytes straight from disk, padding.
+async fn tar_stream_of_file(
+    file: &Path,
+    name: &str,
+    size: u64,
+) -> Result<
+    impl futures_util::Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> + use<>,
+> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name)
+        .map_err(Error::io("naming the snapshot in the archive", file))?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_cksum();
+    let header = bytes::Bytes::copy_from_slice(h.as_bytes());
+    let pad = ((512 - (size % 512)) % 512) as usize;
+    let trailer = bytes::Bytes::from(vec![0u8; pad + 1024]);
+    let f = tokio::fs::File::open(file)
+        .await
+        .map_err(Error::io("opening the snapshot", file))?;
+    let body = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20);
+    Ok(futures_util::stream::once(async move { Ok(header) })
+        .chain(body)
+        .chain(futures_util::stream::once(async move { Ok(trailer) })))
+}
+
+fn offline_tool(image: &EtcdImage) -> (String, Vec<String>) {
+    if image.has_etcdutl() {
+        (format!("{BIN_DIR}/etcdutl"), vec![])
+    } else {
+        (format!("{BIN_DIR}/etcdctl"), vec![])
+    }
+}
+
+/// Runs `snapshot status` with the image's own tool on a file on the snapshot volume.
+pub async fn status(
+    docker: &Docker,
+    image: &EtcdImage,
+    volume: &SnapshotVolume,
+    file: &str,
+    labels: std::collections::HashMap<String, String>,
+) -> Result<SnapshotStatus> {
+    let (tool, _) = offline_tool(image);
+    let out = OneShot {
+        image: &image.tag,
+        entrypoint: &tool,
+        args: vec![
+            "snapshot".into(),
+            "status".into(),
+            format!("{SNAPSHOT_DIR}/{file}"),
+            "-w".into(),
+            "json".into(),
+        ],
+        labels,
+        volumes: vec![(volume.name.clone(), SNAPSHOT_DIR.into())],
+        network: None,
+        extra_hosts: vec![],
+        upload: None,
+        env: vec![],
+    }
+    .with_env(vec!["ETCDCTL_API=3".into()])
+    .run(docker)
+    .await?;
+    let json = out.output.lines().find(|l| l.trim_start().starts_with('{'));
+    match (
+        out.exit_code,
+        json.map(serde_json::from_str::<SnapshotStatus>),
+    ) {
+        (0, Some(Ok(s))) => Ok(s),
+        _ => Err(Error::BadSnapshot {
+            path: PathBuf::from(file),
+            reason: format!(
+                "`{} snapshot status` cannot read it: {}",
+                tool.rsplit('/').next().unwrap_or(""),
+                out.output.trim()
+            ),
+        }),
+    }
+}
+
+/// Options of one member's restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub skip_hash_check: bool,
+    /// `--bump-revision N --mark-compacted` (3.5 only).
+    pub bump_revision: Option<u64>,
+}
+
+/// Checks restore options against what the image's tool supports, before anything starts.
+pub fn check_restore_options(image: &EtcdImage, opts: &RestoreOptions) -> Result<()> {
+    if opts.bump_revision.is_some() && image.line() == Line::V3_4 {
+        return Err(Error::InvalidInput(format!(
+            "--bump-revision needs etcdutl from etcd 3.5 (image {} is etcd {}); restore with --version 3.5",
+            image.tag, image.version
+        )));
+    }
+    Ok(())
+}
+
+/// Restores `file` (on `volume`) into `member`'s data volume, as the seed's per-node
+/// `snapshot restore` with `--name`, `--initial-cluster`, a new `--initial-cluster-token`
+/// and `--initial-advertise-peer-urls`. Returns the seconds it took.
+pub async fn restore_member(
+    cluster: &Cluster,
+    member: &Member,
+    volume: &SnapshotVolume,
+    file: &str,
+    opts: &RestoreOptions,
+) -> Result<f64> {
+    let t0 = Instant::now();
+    let image = &cluster.image;
+    let (tool, _) = offline_tool(image);
+    let mut args = vec![
+        "snapshot".to_string(),
+        "restore".into(),
+        format!("{SNAPSHOT_DIR}/{file}"),
+        format!("--name={}", member.name),
+        format!("--initial-cluster={}", cluster.initial_cluster()),
+        format!("--initial-cluster-token={}", cluster.token),
+        format!("--initial-advertise-peer-urls={}", member.peer_url),
+        format!("--data-dir={}", crate::cluster::DATA_DIR),
+    ];
+    if opts.skip_hash_check {
+        args.push("--skip-hash-check".into());
+    }
+    if let Some(n) = opts.bump_revision {
+        args.push(format!("--bump-revision={n}"));
+        args.push("--mark-compacted".into());
+    }
+    // The restore resolves peer URL hosts and waits ~30 s for names that do not resolve;
+    // the members are down, so map every member name to loopback for the tool.
+    let extra_hosts = cluster
+        .members
+        .iter()
+        .map(|m| format!("{}:127.0.0.1", m.name))
+        .collect();
+    let out = OneShot {
+        image: &image.tag,
+        entrypoint: &tool,
+        args,
+        labels: cluster.labels(&[]),
+        volumes: vec![
+            (member.volume.clone(), crate::cluster::VOLUME_MOUNT.into()),
+            (volume.name.clone(), SNAPSHOT_DIR.into()),
+        ],
+        network: None,
+        extra_hosts,
+        upload: None,
+        env: vec![],
+    }
+    .with_env(vec!["ETCDCTL_API=3".into()])
+    .run(cluster.docker())
+    .await?;
+    if out.exit_code != 0 {
+        return Err(Error::Failed(format!(
+            "restoring {file} into member {} failed (exit {}): {}",
+            member.name,
+            out.exit_code,
+            out.output.trim()
+        )));
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
