@@ -725,6 +725,55 @@ impl Cluster {
         self.refresh_ports().await
     }
 
+    /// The name of the member the reachable members say is leader, if any. Member IDs come
+    /// from each member's own status, so this works before the cluster has recorded them
+    /// (right after a restore).
+    pub async fn leader(&self) -> Option<String> {
+        let seen = futures_util::future::join_all(self.members.iter().map(|m| async move {
+            if !m.state.answers_clients() {
+                return None;
+            }
+            let mut c = self.client(m).await.ok()?;
+            let st = tokio::time::timeout(Duration::from_millis(500), c.status())
+                .await
+                .ok()?
+                .ok()?;
+            let own = st.header().map(|h| h.member_id()).unwrap_or(0);
+            Some((m.name.clone(), own, st.leader()))
+        }))
+        .await;
+        let seen: Vec<(String, u64, u64)> = seen.into_iter().flatten().collect();
+        let leader = seen.iter().map(|(_, _, l)| *l).find(|l| *l != 0)?;
+        seen.iter()
+            .find(|(_, own, _)| *own == leader)
+            .map(|(n, _, _)| n.clone())
+            .or_else(|| {
+                self.members
+                    .iter()
+                    .find(|m| m.id == leader)
+                    .map(|m| m.name.clone())
+            })
+    }
+
+    /// Polls until some member reports a leader.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<String> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self.leader().await {
+                return Ok(l);
+            }
+            if t0.elapsed() > timeout {
+                return Err(Error::Unhealthy {
+                    cluster: self.spec.name.clone(),
+                    waited_s: t0.elapsed().as_secs_f64(),
+                    reason: "no member reports a leader".into(),
+                    logs: self.member_logs(15).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// etcd's runtime reconfiguration for a permanently lost member while quorum holds:
     /// `member remove` it, `member add` a new one (`etcd-<next>`), start the new one on an
     /// empty volume with `--initial-cluster-state existing`, and wait until the cluster is
@@ -742,11 +791,27 @@ impl Cluster {
                 Error::Failed("no running member left to reconfigure the cluster through".into())
             })?
             .clone();
+        // Losing the leader means an election first; reconfigure once there is a leader, and
+        // retry what times out (a retried remove that already applied says "not found").
+        self.wait_for_leader(self.spec.start_timeout).await?;
         let mut c = self.client(&healthy).await?;
-        c.member_remove(lost_id).await.map_err(Error::etcd(
-            &healthy.name,
-            format!("removing member {lost}"),
-        ))?;
+        let t0 = Instant::now();
+        loop {
+            match c.member_remove(lost_id).await {
+                Ok(_) => break,
+                Err(e) if e.to_string().contains("member not found") => break,
+                Err(e) if t0.elapsed() < Duration::from_secs(20) => {
+                    tracing::debug!(%e, "member remove not applied yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return Err(Error::etcd(
+                        &healthy.name,
+                        format!("removing member {lost}"),
+                    )(e));
+                }
+            }
+        }
         // The lost member's leftovers go now, so nothing of it can come back.
         let gone = self
             .members
@@ -783,9 +848,25 @@ impl Cluster {
         if let Some(pki) = self.pki.as_mut() {
             pki.add_member(&name, &[name.clone(), new.container.clone()])?;
         }
-        c.member_add([new.peer_url.as_str()], None)
-            .await
-            .map_err(Error::etcd(&healthy.name, format!("adding member {name}")))?;
+        // etcd refuses to add a voting member until every voting member has been connected
+        // for 5 s (strict reconfig check, "unhealthy cluster"): wait that out.
+        let t0 = Instant::now();
+        loop {
+            match c.member_add([new.peer_url.as_str()], None).await {
+                Ok(_) => break,
+                Err(e)
+                    if t0.elapsed() < Duration::from_secs(30)
+                        && e.to_string().contains("unhealthy cluster") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => {
+                    return Err(Error::etcd(&healthy.name, format!("adding member {name}"))(
+                        e,
+                    ));
+                }
+            }
+        }
         self.members.push(new.clone());
         let initial = self.initial_cluster();
         self.create_member(&new, &initial, "existing").await?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bollard::query_parameters::{
     KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -245,35 +245,9 @@ impl Injector {
     }
 }
 
-/// The name of the member the reachable members say is leader, if any. Member IDs come
-/// from each member's own status, so this works before the cluster has recorded them
-/// (right after a restore).
+/// The name of the member the reachable members say is leader, if any.
 pub async fn leader_name(cluster: &Cluster) -> Option<String> {
-    let seen = futures_util::future::join_all(cluster.members.iter().map(|m| async move {
-        if !m.state.answers_clients() {
-            return None;
-        }
-        let mut c = cluster.client(m).await.ok()?;
-        let st = tokio::time::timeout(Duration::from_millis(500), c.status())
-            .await
-            .ok()?
-            .ok()?;
-        let own = st.header().map(|h| h.member_id()).unwrap_or(0);
-        Some((m.name.clone(), own, st.leader()))
-    }))
-    .await;
-    let seen: Vec<(String, u64, u64)> = seen.into_iter().flatten().collect();
-    let leader = seen.iter().map(|(_, _, l)| *l).find(|l| *l != 0)?;
-    seen.iter()
-        .find(|(_, own, _)| *own == leader)
-        .map(|(n, _, _)| n.clone())
-        .or_else(|| {
-            cluster
-                .members
-                .iter()
-                .find(|m| m.id == leader)
-                .map(|m| m.name.clone())
-        })
+    cluster.leader().await
 }
 
 /// A lookup from member name to its role right now.

@@ -265,7 +265,7 @@ pub async fn restore_drill(
     clock.lap("restore");
     cluster.start_all().await?;
     clock.lap("started");
-    wait_for_leader(&cluster, Duration::from_secs(30)).await?;
+    cluster.wait_for_leader(Duration::from_secs(30)).await?;
     clock.lap("leader-elected");
     first_write(&cluster, Duration::from_secs(30)).await?;
     clock.lap("first-write");
@@ -403,24 +403,6 @@ pub async fn restore_cluster(
     }))
     .await?;
     Ok(results)
-}
-
-pub async fn wait_for_leader(cluster: &Cluster, timeout: Duration) -> Result<String> {
-    let t0 = Instant::now();
-    loop {
-        if let Some(l) = crate::fault::leader_name(cluster).await {
-            return Ok(l);
-        }
-        if t0.elapsed() > timeout {
-            return Err(Error::Unhealthy {
-                cluster: cluster.name().into(),
-                waited_s: t0.elapsed().as_secs_f64(),
-                reason: "no leader elected after the restore".into(),
-                logs: cluster.member_logs(15).await,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<()> {
