@@ -10,6 +10,7 @@ VERSIONS ?= 3.5 3.4
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
 	@command -v protoc >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq protobuf-compiler >/dev/null; }
+	@{ command -v iptables >/dev/null && command -v nsenter >/dev/null; } || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iptables util-linux >/dev/null; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
 
 build: deps
@@ -22,10 +23,11 @@ image: build
 test: image
 	INSTA_UPDATE=$${INSTA_UPDATE:-no} cargo nextest run --profile ci
 
-# The main job: a default DR drill that writes reports under reports/.
+# The main job: the default DR drill (both seed procedures and the fault-tolerance table),
+# reports under reports/<UTC timestamp>-<scenario>/. Exit 1 if any expectation or gate failed.
+DRILLS ?= scenarios/seed-etcdctl-tls-restore.toml scenarios/seed-rke-replace-node.toml scenarios/fault-tolerance-table.toml
 drill: image
-	$(BIN) cluster up --size 3 --name make-drill --json
-	$(BIN) cluster down make-drill
+	$(BIN) drill $(DRILLS) --report-dir reports
 
 bench: image
 	cargo bench --bench drill -- $(BENCH)

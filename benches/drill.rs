@@ -17,6 +17,7 @@ struct Args {
     sections: Vec<String>,
     runs: usize,
     sizes: Vec<usize>,
+    keys: usize,
 }
 
 fn parse_args() -> Args {
@@ -24,12 +25,14 @@ fn parse_args() -> Args {
         sections: vec![],
         runs: 5,
         sizes: vec![1, 3, 5, 7, 9],
+        keys: 100_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
             "--bench" => {}
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--keys" => a.keys = it.next().and_then(|v| v.parse().ok()).expect("--keys N"),
             "--sizes" => {
                 a.sizes = it
                     .next()
@@ -42,7 +45,11 @@ fn parse_args() -> Args {
         }
     }
     if a.sections.is_empty() {
-        a.sections = vec!["cluster-start".into(), "quorum-sweep".into()];
+        a.sections = vec![
+            "cluster-start".into(),
+            "quorum-sweep".into(),
+            "restore".into(),
+        ];
     }
     a
 }
@@ -290,6 +297,330 @@ async fn quorum_sweep(args: &Args) {
     write_report("quorum-sweep", &report, &md);
 }
 
+/// The seed's procedure as a person would script it with the docker CLI: copy the snapshot
+/// onto a volume, restore node by node with etcdutl, start every member, then check only
+/// that `get /registry/ --prefix --count-only` returns the expected count.
+async fn seed_procedure_with_docker_cli(
+    size: usize,
+    snapshot: &std::path::Path,
+    keys: usize,
+) -> f64 {
+    let name = format!("bench-seed-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let cl = format!("etcd-drill.cluster={name}");
+    let l = ["--label", "etcd-drill=1", "--label"];
+    let net = format!("{name}-net");
+    let snapvol = format!("{name}-snapshots");
+    let file = snapshot.file_name().unwrap().to_string_lossy().into_owned();
+    let initial: Vec<String> = (1..=size)
+        .map(|i| format!("etcd-{i}=http://etcd-{i}:2380"))
+        .collect();
+    let initial = initial.join(",");
+    let hosts: Vec<String> = (1..=size)
+        .flat_map(|i| ["--add-host".to_string(), format!("etcd-{i}:127.0.0.1")])
+        .collect();
+    let t0 = Instant::now();
+    docker_cli(&["network", "create", l[0], l[1], l[2], &cl, &net]);
+    docker_cli(&["volume", "create", l[0], l[1], l[2], &cl, &snapvol]);
+    let holder = format!("{name}-copy");
+    docker_cli(&[
+        "create",
+        "--name",
+        &holder,
+        l[0],
+        l[1],
+        l[2],
+        &cl,
+        "-v",
+        &format!("{snapvol}:/snapshots"),
+        "etcd-drill/etcd:3.5",
+    ]);
+    docker_cli(&[
+        "cp",
+        snapshot.to_str().unwrap(),
+        &format!("{holder}:/snapshots/{file}"),
+    ]);
+    docker_cli(&["rm", &holder]);
+    for i in 1..=size {
+        let vol = format!("{name}-etcd-{i}-data");
+        docker_cli(&["volume", "create", l[0], l[1], l[2], &cl, &vol]);
+        let mut a: Vec<String> = ["run", "--rm", "--network", "none"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(hosts.iter().cloned());
+        a.extend([l[0], l[1], l[2], &cl].iter().map(|s| s.to_string()));
+        a.extend([
+            "-v".into(),
+            format!("{snapvol}:/snapshots"),
+            "-v".into(),
+            format!("{vol}:/var/lib/etcd"),
+            "--entrypoint".into(),
+            "/usr/local/bin/etcdutl".into(),
+            "etcd-drill/etcd:3.5".into(),
+            "snapshot".into(),
+            "restore".into(),
+            format!("/snapshots/{file}"),
+            format!("--name=etcd-{i}"),
+            format!("--initial-cluster={initial}"),
+            "--initial-cluster-token=seed-restored".into(),
+            format!("--initial-advertise-peer-urls=http://etcd-{i}:2380"),
+            "--data-dir=/var/lib/etcd/data".into(),
+        ]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        docker_cli(&a);
+    }
+    let mut port = 0;
+    for i in 1..=size {
+        port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        docker_cli(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("{name}-etcd-{i}"),
+            l[0],
+            l[1],
+            l[2],
+            &cl,
+            "--network",
+            &net,
+            "--network-alias",
+            &format!("etcd-{i}"),
+            "-p",
+            &format!("127.0.0.1:{port}:2379"),
+            "-v",
+            &format!("{name}-etcd-{i}-data:/var/lib/etcd"),
+            "etcd-drill/etcd:3.5",
+            &format!("--name=etcd-{i}"),
+            "--data-dir=/var/lib/etcd/data",
+            "--listen-client-urls=http://0.0.0.0:2379",
+            &format!("--advertise-client-urls=http://etcd-{i}:2379"),
+            "--listen-peer-urls=http://0.0.0.0:2380",
+            &format!("--initial-advertise-peer-urls=http://etcd-{i}:2380"),
+            &format!("--initial-cluster={initial}"),
+            "--initial-cluster-token=seed-restored",
+            "--initial-cluster-state=new",
+            "--logger=zap",
+        ]);
+    }
+    // Only the count, as the seed's check does.
+    let opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_millis(500))
+        .with_timeout(Duration::from_secs(5));
+    loop {
+        let ok = async {
+            let mut c = etcd_client::Client::connect(
+                [format!("http://127.0.0.1:{port}")],
+                Some(opts.clone()),
+            )
+            .await
+            .ok()?;
+            let r = c
+                .get(
+                    "/registry/",
+                    Some(
+                        etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_count_only(),
+                    ),
+                )
+                .await
+                .ok()?;
+            Some(r.count() as usize == keys)
+        }
+        .await;
+        if ok == Some(true) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the docker CLI restore never served the keys"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let d = docker::connect().await.unwrap();
+    docker::remove_objects(&d, &Selector::cluster(&name))
+        .await
+        .unwrap();
+    secs
+}
+
+/// Peak RSS (MiB) of the largest child process waited for so far.
+fn children_peak_rss_mib() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+async fn restore(args: &Args) {
+    use etcd_drill::dataset::{self, Dataset};
+    use etcd_drill::recovery::{self, Disaster, Recovery};
+    use etcd_drill::snapshot::{self, RestoreOptions};
+    let d = docker::connect().await.expect("docker");
+    let runs = args.runs.clamp(3, 5);
+    let ds = Dataset {
+        keys: args.keys,
+        value_size: 1024,
+        seed: 1,
+    };
+    let mut rows = vec![];
+    let mut md = format!(
+        "# Restore: disaster → verified ({} keys × 1 KiB, {runs} runs each, medians)\n\n\
+         | members | snapshot MB | etcd-drill RTO (s) | floor: restore + start (s) | docker CLI seed procedure (s) | RTO / floor | RTO / CLI |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
+        ds.keys
+    );
+    let mut phase_md = String::from(
+        "\nMedian phases of etcd-drill's RTO:\n\n| members | phase | s |\n|---:|---|---:|\n",
+    );
+    for size in [3usize, 5] {
+        let mut spec = ClusterSpec::new(size);
+        spec.name = format!("bench-restore-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let mut c = Cluster::start(&d, spec).await.expect("start");
+        let client = c.client(&c.members[0]).await.unwrap();
+        let t = Instant::now();
+        let acks = dataset::load(&client, "etcd-1", &ds, 0..ds.keys, 16)
+            .await
+            .expect("load");
+        eprintln!(
+            "loaded {} keys in {:.1}s",
+            ds.keys,
+            t.elapsed().as_secs_f64()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let snap = snapshot::save(&c, &c.members[0].clone(), dir.path())
+            .await
+            .expect("snapshot");
+        let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
+        let mut inj = Injector::new(1);
+        let (mut ours, mut floor, mut cli) = (vec![], vec![], vec![]);
+        let mut phases: Vec<Vec<(String, f64)>> = vec![];
+        for _ in 0..runs {
+            let old = recovery::cluster_id(&c).await.unwrap();
+            let r = recovery::recover(
+                &mut c,
+                &mut inj,
+                &snap.path,
+                &Recovery {
+                    disaster: Disaster::All,
+                    members: names.clone(),
+                    restore: RestoreOptions::default(),
+                    dataset: &ds,
+                    acks: &acks,
+                    old_cluster_id: old,
+                },
+            )
+            .await
+            .expect("recover");
+            assert!(r.verification.passed(), "{:#?}", r.verification.checks);
+            ours.push(r.rto_s);
+            phases.push(
+                r.phases
+                    .iter()
+                    .map(|p| (p.name.clone(), p.seconds))
+                    .collect(),
+            );
+
+            // Floor: the restore tool and etcd alone, from a snapshot already in place.
+            inj.inject(&mut c, FaultKind::Permanent, &Target::Count(size))
+                .await
+                .unwrap();
+            let (file, _, vol) = recovery::stage_snapshot(&c, &snap.path, false)
+                .await
+                .unwrap();
+            let t = Instant::now();
+            recovery::restore_cluster(
+                &mut c,
+                &vol,
+                &file.file_name(),
+                &Default::default(),
+                &names,
+                &RestoreOptions::default(),
+            )
+            .await
+            .unwrap();
+            c.start_all().await.unwrap();
+            c.wait_for_leader(Duration::from_secs(30)).await.unwrap();
+            let mut cl = c.client(&c.members[0]).await.unwrap();
+            while cl.put("/floor", "x", None).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            floor.push(t.elapsed().as_secs_f64());
+            c.wait_healthy(Duration::from_secs(30)).await.unwrap();
+
+            cli.push(seed_procedure_with_docker_cli(size, &snap.path, ds.keys).await);
+            eprintln!(
+                "size {size}: rto {:.2}s floor {:.2}s cli {:.2}s",
+                ours.last().unwrap(),
+                floor.last().unwrap(),
+                cli.last().unwrap()
+            );
+        }
+        c.destroy().await.unwrap();
+        let (mo, mf, mc) = (median(&ours), median(&floor), median(&cli));
+        md.push_str(&format!(
+            "| {size} | {:.0} | {mo:.2} | {mf:.2} | {mc:.2} | {:.2} | {:.2} |\n",
+            snap.size as f64 / 1e6,
+            mo / mf,
+            mo / mc
+        ));
+        let names: Vec<String> = phases[0].iter().map(|(n, _)| n.clone()).collect();
+        let mut phase_json = vec![];
+        for (i, n) in names.iter().enumerate() {
+            let m = median(&phases.iter().map(|p| p[i].1).collect::<Vec<_>>());
+            phase_md.push_str(&format!("| {size} | {n} | {m:.2} |\n"));
+            phase_json.push(json!({"name": n, "median_s": m}));
+        }
+        rows.push(json!({
+            "members": size,
+            "snapshot_bytes": snap.size,
+            "etcd_drill_rto": {"median_s": mo, "runs_s": ours, "phases": phase_json},
+            "floor_restore_and_start": {"median_s": mf, "runs_s": floor},
+            "docker_cli_seed_procedure": {"median_s": mc, "runs_s": cli},
+            "rto_over_floor": mo / mf,
+            "rto_over_cli": mo / mc,
+        }));
+    }
+    // Peak memory of the harness doing a whole drill at this size, as a separate process.
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/etcd-drill");
+    let status = Command::new(&bin)
+        .args([
+            "restore-drill",
+            "--size",
+            "3",
+            "--keys",
+            &ds.keys.to_string(),
+            "--value-size",
+            "1024",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run etcd-drill restore-drill (make build first)");
+    let peak = children_peak_rss_mib();
+    md.push_str(&phase_md);
+    md.push_str(&format!(
+        "\nPeak RSS of `etcd-drill restore-drill --size 3 --keys {}` (load, snapshot, disaster, restore, verify): {peak:.0} MiB (exit {}).\n\
+         Targets (issue #4): RTO ≤ 1.15 × floor and ≤ 0.85 × the docker-CLI procedure; harness ≤ 100 MB. The 1 GiB case was not run.\n",
+        ds.keys,
+        status.code().unwrap_or(-1)
+    ));
+    let report = json!({
+        "bench": "restore",
+        "keys": ds.keys,
+        "value_size": 1024,
+        "runs": runs,
+        "sizes": rows,
+        "harness_peak_rss_mib": peak,
+        "measured_at": chrono_like_now(),
+    });
+    write_report("restore", &report, &md);
+}
+
 fn chrono_like_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -304,7 +635,10 @@ async fn main() {
         match s.as_str() {
             "cluster-start" => cluster_start(&args).await,
             "quorum-sweep" => quorum_sweep(&args).await,
-            other => panic!("unknown bench section {other}; known: cluster-start, quorum-sweep"),
+            "restore" => restore(&args).await,
+            other => {
+                panic!("unknown bench section {other}; known: cluster-start, quorum-sweep, restore")
+            }
         }
     }
 }

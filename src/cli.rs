@@ -42,6 +42,20 @@ pub enum Command {
     RestoreDrill(RestoreDrillArgs),
     /// Restore a snapshot made anywhere into a throwaway cluster and check it.
     VerifySnapshot(VerifySnapshotArgs),
+    /// Run scenario files one after another; write reports; exit 1 if any expectation or gate failed.
+    Drill(DrillArgs),
+    /// Check scenario files without running them.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the scenario format.
+    Schema,
+    /// Work with drill reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run left).
     Cleanup {
         /// Only this cluster's objects.
@@ -164,6 +178,33 @@ pub struct VerifySnapshotArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Overrides every scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Overrides every scenario's repeat count.
+    #[arg(long)]
+    pub repeat: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// What changed between two runs (report.json files or their directories); exit 1 when
+    /// NEW is worse than OLD beyond the tolerance.
+    Compare {
+        old: PathBuf,
+        new: PathBuf,
+        /// Allowed relative increase of a time or of RPO, e.g. 0.2 for 20%.
+        #[arg(long, default_value_t = 0.2)]
+        tolerance: f64,
+    },
+}
+
 /// How a command ended, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -263,6 +304,48 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Quorum(args) => quorum(args, run_id).await,
+        Command::Drill(args) => drill(args, run_id).await,
+        Command::Validate { files } => {
+            for f in &files {
+                let l = crate::scenario::load(f)?;
+                println!(
+                    "{}: ok ({} steps, {} members)",
+                    f.display(),
+                    l.scenario.steps.len(),
+                    l.scenario.cluster.size.get_ref()
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::scenario::json_schema()).expect("json")
+            );
+            Ok(Outcome::Ok)
+        }
+        Command::Report {
+            command:
+                ReportCommand::Compare {
+                    old,
+                    new,
+                    tolerance,
+                },
+        } => {
+            if !(tolerance.is_finite() && tolerance >= 0.0) {
+                return Err(Error::InvalidInput(format!(
+                    "--tolerance {tolerance}: use a fraction >= 0, e.g. 0.2"
+                )));
+            }
+            let (a, b) = (read_report(&old)?, read_report(&new)?);
+            let c = crate::render::compare(&a, &b, tolerance);
+            print!("{}", crate::render::comparison_text(&c));
+            Ok(if c.worse {
+                Outcome::VerdictFailed
+            } else {
+                Outcome::Ok
+            })
+        }
         Command::RestoreDrill(args) => restore_drill(args, run_id).await,
         Command::VerifySnapshot(args) => verify_snapshot(args, run_id).await,
         Command::Cleanup { cluster } => {
@@ -501,6 +584,76 @@ async fn verify_snapshot(args: VerifySnapshotArgs, run_id: String) -> Result<Out
         }
     }
     Ok(if r.verdict == "pass" {
+        Outcome::Ok
+    } else {
+        Outcome::VerdictFailed
+    })
+}
+
+fn read_report(path: &std::path::Path) -> Result<crate::report::DrillReport> {
+    let file = if path.is_dir() {
+        path.join("report.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).map_err(Error::io("reading a drill report", &file))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::InvalidInput(format!("{}: not a drill report.json: {e}", file.display()))
+    })
+}
+
+async fn drill(args: DrillArgs, run_id: String) -> Result<Outcome> {
+    use std::io::IsTerminal;
+    // Every file is checked before anything starts.
+    let loaded: Vec<_> = args
+        .files
+        .iter()
+        .map(|f| crate::scenario::load(f))
+        .collect::<Result<_>>()?;
+    if let Some(0) = args.repeat {
+        return Err(Error::InvalidInput("--repeat 0: use 1 or more".into()));
+    }
+    let docker = docker::connect().await?;
+    let opts = crate::drill::DrillOptions {
+        seed: args.seed,
+        repeat: args.repeat,
+        run_id,
+        interactive: std::io::stderr().is_terminal(),
+    };
+    let mut all_passed = true;
+    for l in &loaded {
+        let reports = crate::drill::run(&docker, l, &opts).await;
+        let repeat = reports.len() as u32;
+        for r in &reports {
+            let dir = crate::drill::write_reports(&args.report_dir, r, repeat)?;
+            all_passed &= r.passed();
+            println!(
+                "{}: {} (seed {}) — {}",
+                r.scenario,
+                r.verdict.to_uppercase(),
+                r.seed,
+                dir.display()
+            );
+            for c in r.checks.iter().filter(|c| !c.passed) {
+                println!("  FAILED check step {} {}: {}", c.step, c.name, c.detail);
+            }
+            for g in r.gates.iter().filter(|g| !g.passed) {
+                let actual = g
+                    .actual
+                    .map(|a| format!("{a:.2}"))
+                    .unwrap_or_else(|| "not measured".into());
+                println!(
+                    "  FAILED gate {}: limit {}, actual {actual}",
+                    g.name, g.limit
+                );
+            }
+            if let Some(e) = &r.error {
+                println!("  stopped: {e}");
+            }
+        }
+    }
+    Ok(if all_passed {
         Outcome::Ok
     } else {
         Outcome::VerdictFailed

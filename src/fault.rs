@@ -18,7 +18,9 @@ use crate::cluster::{Cluster, Member, MemberState};
 use crate::docker::ignore_missing;
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Lost for good, as after a hardware failure or a lost disk: SIGKILL, then the container

@@ -11,7 +11,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::cluster::{Cluster, ClusterSpec, MemberState};
-use crate::dataset::{self, Dataset};
+use crate::dataset::{self, AckLog, Dataset};
 use crate::error::{Error, Result};
 use crate::fault::{FaultEvent, FaultKind, Injector, Target};
 use crate::snapshot::{
@@ -217,74 +217,31 @@ pub async fn restore_drill(
     let loaded = opts.dataset.keys + opts.post_snapshot_writes;
     let old_cluster_id = cluster_id(&cluster).await?;
 
-    // 4. Disaster: members lost for good, then the survivors stopped, as the seed stops
-    //    etcd on every node before restoring. RTO runs from here.
-    let mut clock = Stopwatch::new();
-    let lose = match opts.disaster {
-        Disaster::Quorum => crate::quorum::majority(opts.size),
-        Disaster::All => opts.size,
-    };
-    injector
-        .inject(&mut cluster, FaultKind::Permanent, &Target::Count(lose))
-        .await?;
-    let survivors: Vec<usize> = cluster
-        .members
-        .iter()
-        .filter(|m| m.state == MemberState::Running)
-        .map(|m| m.index)
-        .collect();
-    for i in survivors {
-        injector
-            .inject(&mut cluster, FaultKind::Stop, &Target::Member(i))
-            .await?;
-    }
-    clock.lap("disaster");
-
-    // 5. The snapshot is checked before anything else is torn down.
-    let (file, status, volume) =
-        stage_snapshot(&cluster, &snap.path, opts.restore.skip_hash_check).await?;
-    clock.lap("snapshot-checked");
-
-    // 6. Every member restored from the same snapshot, new token; then started.
     let names = opts
         .restore_members
         .clone()
         .unwrap_or_else(|| cluster.members.iter().map(|m| m.name.clone()).collect());
     if restore_version != opts.version {
+        // Restored members run the restore version; the rest of the drill uses it too.
         cluster.image = restore_image;
     }
-    let per_member = restore_cluster(
+    let r = recover(
         &mut cluster,
-        &volume,
-        &file.file_name(),
-        &HashMap::new(),
-        &names,
-        &opts.restore,
-    )
-    .await?;
-    clock.lap("restore");
-    cluster.start_all().await?;
-    clock.lap("started");
-    cluster.wait_for_leader(Duration::from_secs(30)).await?;
-    clock.lap("leader-elected");
-    first_write(&cluster, Duration::from_secs(30)).await?;
-    clock.lap("first-write");
-    cluster.wait_healthy(Duration::from_secs(30)).await?;
-    let verification = verify::verify(
-        &cluster,
-        &Expected {
+        &mut injector,
+        &snap.path,
+        &Recovery {
+            disaster: opts.disaster,
+            members: names,
+            restore: opts.restore.clone(),
             dataset: &opts.dataset,
             acks: &acks,
-            snapshot_revision: status.revision,
             old_cluster_id,
-            members: names.clone(),
         },
     )
-    .await;
-    clock.lap("verified");
+    .await?;
 
     let report = RestoreDrillReport {
-        verdict: if verification.passed() {
+        verdict: if r.verification.passed() {
             "pass"
         } else {
             "fail"
@@ -295,21 +252,123 @@ pub async fn restore_drill(
         seed: opts.seed,
         tls: opts.tls,
         keys_loaded: loaded,
-        keys_verified: verification.keys_verified,
-        rpo_writes: verification.rpo_writes,
-        rpo_revisions: verification.rpo_revisions,
-        rto_s: clock.total(),
-        phases: clock.phases,
-        restore_per_member: per_member,
-        snapshot: file,
-        snapshot_status: status,
+        keys_verified: r.verification.keys_verified,
+        rpo_writes: r.verification.rpo_writes,
+        rpo_revisions: r.verification.rpo_revisions,
+        rto_s: r.rto_s,
+        phases: r.phases,
+        restore_per_member: r.restore_per_member,
+        snapshot: SnapshotFile {
+            member: Some(source.clone()),
+            ..r.file
+        },
+        snapshot_status: r.status,
         snapshot_saved_from: source,
         disaster: opts.disaster,
         fault_events: injector.events,
-        checks: verification.checks,
+        checks: r.verification.checks,
     };
     cluster.destroy().await?;
     Ok(report)
+}
+
+/// What a recovery needs to know: how bad the disaster is, who the members are afterwards,
+/// and what the restored data must be.
+pub struct Recovery<'a> {
+    pub disaster: Disaster,
+    pub members: Vec<String>,
+    pub restore: RestoreOptions,
+    pub dataset: &'a Dataset,
+    pub acks: &'a AckLog,
+    pub old_cluster_id: u64,
+}
+
+pub struct Recovered {
+    pub rto_s: f64,
+    pub phases: Vec<Phase>,
+    pub restore_per_member: Vec<Phase>,
+    pub file: SnapshotFile,
+    pub status: SnapshotStatus,
+    pub verification: Verification,
+}
+
+/// From disaster to verified: members lost for good, survivors stopped (as the seed stops
+/// etcd on every node before restoring), the snapshot checked before anything else is torn
+/// down, every member restored from it under a new token, started, and verified. RTO runs
+/// from the disaster.
+pub async fn recover(
+    cluster: &mut Cluster,
+    injector: &mut Injector,
+    snapshot: &Path,
+    r: &Recovery<'_>,
+) -> Result<Recovered> {
+    let size = cluster
+        .members
+        .iter()
+        .filter(|m| m.state != MemberState::Gone)
+        .count();
+    let mut clock = Stopwatch::new();
+    let lose = match r.disaster {
+        Disaster::Quorum => crate::quorum::majority(size),
+        Disaster::All => size,
+    };
+    injector
+        .inject(cluster, FaultKind::Permanent, &Target::Count(lose))
+        .await?;
+    let survivors: Vec<usize> = cluster
+        .members
+        .iter()
+        .filter(|m| m.state == MemberState::Running)
+        .map(|m| m.index)
+        .collect();
+    for i in survivors {
+        injector
+            .inject(cluster, FaultKind::Stop, &Target::Member(i))
+            .await?;
+    }
+    clock.lap("disaster");
+
+    let (file, status, volume) =
+        stage_snapshot(cluster, snapshot, r.restore.skip_hash_check).await?;
+    clock.lap("snapshot-checked");
+
+    let per_member = restore_cluster(
+        cluster,
+        &volume,
+        &file.file_name(),
+        &HashMap::new(),
+        &r.members,
+        &r.restore,
+    )
+    .await?;
+    clock.lap("restore");
+    cluster.start_all().await?;
+    clock.lap("started");
+    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    clock.lap("leader-elected");
+    first_write(cluster, Duration::from_secs(30)).await?;
+    clock.lap("first-write");
+    cluster.wait_healthy(Duration::from_secs(30)).await?;
+    let verification = verify::verify(
+        cluster,
+        &Expected {
+            dataset: r.dataset,
+            acks: r.acks,
+            snapshot_revision: status.revision,
+            old_cluster_id: r.old_cluster_id,
+            members: r.members.clone(),
+        },
+    )
+    .await;
+    clock.lap("verified");
+    Ok(Recovered {
+        rto_s: clock.total(),
+        phases: clock.phases,
+        restore_per_member: per_member,
+        file,
+        status,
+        verification,
+    })
 }
 
 async fn cluster_version(version: &str, docker: &Docker) -> String {
@@ -405,7 +464,7 @@ pub async fn restore_cluster(
     Ok(results)
 }
 
-async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<()> {
+pub async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<()> {
     let t0 = Instant::now();
     let m = &cluster.members[0];
     let mut last = String::new();

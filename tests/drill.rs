@@ -1,0 +1,194 @@
+//! Scenario files run end to end through the binary, as `make drill` does.
+
+mod common;
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_etcd-drill");
+
+const SMALL: &str = r#"
+name = "small-restore"
+description = "one member, lost and restored"
+seed = 11
+[cluster]
+size = 1
+[dataset]
+keys = 200
+value_size = 64
+[gates]
+max_rto_s = GATE
+max_rpo_writes = 100
+[[steps]]
+kind = "load"
+[[steps]]
+kind = "snapshot"
+name = "s"
+[[steps]]
+kind = "load"
+keys = 10
+[[steps]]
+kind = "fault"
+fault = "permanent"
+target = "member:1"
+[[steps]]
+kind = "restore"
+snapshot = "s"
+[[steps]]
+kind = "verify"
+"#;
+
+fn run_drill(gate: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.toml");
+    std::fs::write(&file, SMALL.replace("GATE", gate)).unwrap();
+    let reports = dir.path().join("reports");
+    let out = Command::new(BIN)
+        .args([
+            "drill",
+            file.to_str().unwrap(),
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, reports, dir)
+}
+
+fn only_report_dir(reports: &std::path::Path) -> std::path::PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+#[tokio::test]
+async fn a_small_drill_passes_and_writes_every_report() {
+    let (code, out, reports, _dir) = run_drill("120");
+    assert_eq!(code, 0, "{out}");
+    let d = only_report_dir(&reports);
+    assert!(
+        d.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("Z-small-restore"),
+        "{d:?}"
+    );
+    for f in [
+        "report.json",
+        "summary.md",
+        "junit.xml",
+        "report.html",
+        "metrics.prom",
+    ] {
+        let p = d.join(f);
+        assert!(
+            p.exists() && std::fs::metadata(&p).unwrap().len() > 0,
+            "{f} missing or empty"
+        );
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["seed"], 11);
+    assert_eq!(
+        r["rpo"]["writes"], 10,
+        "the 10 writes after the snapshot are lost"
+    );
+    assert!(r["rto"]["total_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["snapshots"].as_array().unwrap().len(), 1);
+    assert!(
+        r["fault_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["fault"] == "permanent")
+    );
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(html.contains("<svg"));
+
+    // Comparing the run with itself: nothing got worse.
+    let c = Command::new(BIN)
+        .args([
+            "report",
+            "compare",
+            d.to_str().unwrap(),
+            d.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        c.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&c.stdout)
+    );
+}
+
+#[tokio::test]
+async fn an_impossibly_tight_gate_fails_the_drill_and_names_the_gate() {
+    let (code, out, reports, _dir) = run_drill("0.001");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAILED gate max_rto_s: limit 0.001"), "{out}");
+    let d = only_report_dir(&reports);
+    let junit = std::fs::read_to_string(d.join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+    let prom = std::fs::read_to_string(d.join("metrics.prom")).unwrap();
+    assert!(
+        prom.contains("etcd_drill_verdict{scenario=\"small-restore\"} 0"),
+        "{prom}"
+    );
+}
+
+#[test]
+fn invalid_scenarios_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        SMALL.replace("GATE", "10").replace("size = 1", "size = 10"),
+    )
+    .unwrap();
+    for cmd in ["validate", "drill"] {
+        let out = Command::new(BIN)
+            .args([cmd, file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("bad.toml:6:8: cluster.size: 10 is out of range; allowed: 1 to 9"),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_shipped_scenario_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(files.len() >= 6, "{files:?}");
+    let out = Command::new(BIN)
+        .arg("validate")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
