@@ -630,7 +630,8 @@ async fn run_once(
     let progress = Progress::new(&s.name, s.steps.len(), opts.interactive);
     let mut steps = vec![];
     let mut error = None;
-    for (i, step) in s.steps.iter().enumerate() {
+    // Steps are numbered from 1 in reports and progress, as people count them.
+    for (i, step) in (1..).zip(s.steps.iter()) {
         let step = step.get_ref();
         progress.step(i, &step.title());
         let start_s = r.at();
@@ -802,17 +803,17 @@ impl Progress {
     fn step(&self, i: usize, title: &str) {
         match &self.bar {
             Some(b) => {
-                b.set_position(i as u64);
+                b.set_position(i.saturating_sub(1) as u64);
                 b.set_message(title.to_string());
             }
-            None => eprintln!("[{}] step {}/{}: {title}", self.scenario, i + 1, self.total),
+            None => eprintln!("[{}] step {i}/{}: {title}", self.scenario, self.total),
         }
     }
     fn done(&self, i: usize, title: &str, ok: bool, secs: f64, detail: &str) {
         let line = format!(
             "[{}] step {}/{} {} {title} ({secs:.2}s): {detail}",
             self.scenario,
-            i + 1,
+            i,
             self.total,
             if ok { "ok" } else { "FAILED" }
         );
