@@ -573,14 +573,19 @@ impl Cluster {
     /// data dir is the member's volume, so the volume is replaced by an empty one; the
     /// container is recreated with the same configuration, and stays stopped.
     pub async fn wipe_data(&self, m: &Member) -> Result<()> {
+        self.remove_member_and_data(m).await?;
+        self.create_member(m, &self.initial_cluster(), "new").await
+    }
+
+    /// Removes a member's container (killing it if it runs) and its data volume. Missing
+    /// objects are fine: the member may already be gone.
+    pub async fn remove_member_and_data(&self, m: &Member) -> Result<()> {
         let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
             .force(true)
+            .v(true)
             .build();
         docker::ignore_missing(self.docker.remove_container(&m.container, Some(rm)).await)
-            .map_err(Error::docker(format!(
-                "removing member {} to wipe its data",
-                m.name
-            )))?;
+            .map_err(Error::docker(format!("removing member {}", m.name)))?;
         docker::ignore_missing(
             self.docker
                 .remove_volume(
@@ -592,8 +597,7 @@ impl Cluster {
         .map_err(Error::docker(format!(
             "deleting the data volume of member {}",
             m.name
-        )))?;
-        self.create_member(m, &self.initial_cluster(), "new").await
+        )))
     }
 
     /// Replaces the member set: removes every member container and data volume still
@@ -611,29 +615,8 @@ impl Cluster {
                 )));
             }
         }
-        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
         for m in &self.members {
-            docker::ignore_missing(
-                self.docker
-                    .remove_container(&m.container, Some(rm.clone()))
-                    .await,
-            )
-            .map_err(Error::docker(format!("removing old member {}", m.name)))?;
-            docker::ignore_missing(
-                self.docker
-                    .remove_volume(
-                        &m.volume,
-                        None::<bollard::query_parameters::RemoveVolumeOptions>,
-                    )
-                    .await,
-            )
-            .map_err(Error::docker(format!(
-                "removing the old data volume of {}",
-                m.name
-            )))?;
+            self.remove_member_and_data(m).await?;
         }
         let mut members = vec![];
         for n in names {
@@ -819,21 +802,7 @@ impl Cluster {
             .position(|m| m.name == lost)
             .expect("checked above");
         let old = self.members.remove(gone);
-        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        docker::ignore_missing(self.docker.remove_container(&old.container, Some(rm)).await)
-            .map_err(Error::docker(format!("removing lost member {lost}")))?;
-        docker::ignore_missing(
-            self.docker
-                .remove_volume(
-                    &old.volume,
-                    None::<bollard::query_parameters::RemoveVolumeOptions>,
-                )
-                .await,
-        )
-        .map_err(Error::docker(format!("removing the data volume of {lost}")))?;
+        self.remove_member_and_data(&old).await?;
 
         let next = self
             .members

@@ -3,7 +3,6 @@
 //! drill goes on; an error (Docker, etcd refusing a step) stops the steps, and the run is
 //! still torn down and reported.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -190,8 +189,11 @@ impl Runner<'_> {
     }
 
     fn lap(&mut self, phase: &str) {
+        self.lap_at(phase, Instant::now());
+    }
+
+    fn lap_at(&mut self, phase: &str, now: Instant) {
         if let Some((last, phases)) = self.rto.as_mut() {
-            let now = Instant::now();
             phases.push(PhaseRecord {
                 name: phase.to_string(),
                 seconds: (now - *last).as_secs_f64(),
@@ -448,27 +450,21 @@ impl Runner<'_> {
                     bump_revision: *bump_revision,
                 };
                 snapshot::check_restore_options(&c.image, &opts)?;
-                recovery::restore_cluster(
-                    c,
-                    &volume,
-                    &file.file_name(),
-                    &HashMap::new(),
-                    &names,
-                    &opts,
-                )
+                let mut laps = vec![];
+                recovery::restore_and_start(c, &volume, &file.file_name(), &names, &opts, |p| {
+                    laps.push((p.to_string(), Instant::now()))
+                })
                 .await?;
-                self.lap("restore");
-                let c = self.cluster.as_mut().expect("checked");
-                c.start_all().await?;
-                self.lap("started");
-                let c = self.cluster.as_mut().expect("checked");
-                let leader = c.wait_for_leader(Duration::from_secs(30)).await?;
-                self.lap("leader-elected");
+                for (phase, at) in laps {
+                    self.lap_at(&phase, at);
+                }
                 let c = self.cluster.as_mut().expect("checked");
                 recovery::first_write(c, Duration::from_secs(30)).await?;
                 self.lap("first-write");
                 let c = self.cluster.as_mut().expect("checked");
                 c.wait_healthy(Duration::from_secs(30)).await?;
+                let c = self.cluster.as_ref().expect("checked");
+                let leader = c.leader().await.unwrap_or_default();
                 self.restored = Some(Restored {
                     revision,
                     old_cluster_id,

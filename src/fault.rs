@@ -7,15 +7,12 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::SystemTime;
 
-use bollard::query_parameters::{
-    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-};
+use bollard::query_parameters::{KillContainerOptionsBuilder, StopContainerOptionsBuilder};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 
 use crate::cluster::{Cluster, Member, MemberState};
-use crate::docker::ignore_missing;
 use crate::error::{Error, Result};
 
 #[derive(
@@ -271,21 +268,7 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
     let ctx = |what: &str| format!("{what} member {name}");
     let new_state = match kind {
         FaultKind::Permanent => {
-            let rm = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            ignore_missing(docker.remove_container(&m.container, Some(rm)).await)
-                .map_err(Error::docker(ctx("destroying")))?;
-            ignore_missing(
-                docker
-                    .remove_volume(
-                        &m.volume,
-                        None::<bollard::query_parameters::RemoveVolumeOptions>,
-                    )
-                    .await,
-            )
-            .map_err(Error::docker(ctx("deleting the data volume of")))?;
+            cluster.remove_member_and_data(&m).await?;
             MemberState::Gone
         }
         FaultKind::Kill => {

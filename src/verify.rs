@@ -73,13 +73,16 @@ pub async fn verify(cluster: &Cluster, exp: &Expected<'_>) -> Verification {
             lost.insert(key);
         }
     }
-    let mut checks = vec![];
-    let (data, keys_verified) = check_data(cluster, exp, &want, &lost).await;
-    checks.push(data);
-    checks.push(check_hashkv(cluster).await);
-    checks.push(check_membership(cluster, exp).await);
-    checks.push(check_new_write(cluster).await);
-    checks.push(check_etcdctl(cluster, &want).await);
+    // Independent checks, run at once: the new write lands outside /registry/ and HashKV
+    // compares all members at one fixed revision, so they cannot disturb each other.
+    let ((data, keys_verified), hashkv, membership, new_write, etcdctl) = tokio::join!(
+        check_data(cluster, exp, &want, &lost),
+        check_hashkv(cluster),
+        check_membership(cluster, exp),
+        check_new_write(cluster),
+        check_etcdctl(cluster, &want),
+    );
+    let checks = vec![data, hashkv, membership, new_write, etcdctl];
     Verification {
         checks,
         keys_verified,
@@ -89,8 +92,9 @@ pub async fn verify(cluster: &Cluster, exp: &Expected<'_>) -> Verification {
     }
 }
 
-/// Pages through `/registry/` on the first member (linearizable reads) and compares with
-/// what was acknowledged, regenerating each expected value from the dataset's seed.
+/// Pages through `/registry/` on the first member (linearizable reads), a few key ranges at
+/// once, and compares with what was acknowledged, regenerating each expected value from
+/// the dataset's seed.
 async fn check_data(
     cluster: &Cluster,
     exp: &Expected<'_>,
@@ -101,19 +105,28 @@ async fn check_data(
     let Some(m) = cluster.members.first() else {
         return (check(name, false, "no members"), 0);
     };
-    let mut c = match cluster.client(m).await {
+    let c = match cluster.client(m).await {
         Ok(c) => c,
         Err(e) => return (check(name, false, e.to_string()), 0),
     };
-    let end = prefix_end(PREFIX);
-    let mut from = PREFIX.as_bytes().to_vec();
-    let (mut matched, mut wrong, mut unexpected, mut resurrected) =
-        (0usize, vec![], vec![], vec![]);
-    let mut seen = 0usize;
-    loop {
-        let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-        let resp = match c.get(from.clone(), Some(opts)).await {
-            Ok(r) => r,
+    // Split the whole prefix at quantiles of the expected keys: together the ranges cover
+    // every key under /registry/, expected or not.
+    let keys: Vec<&String> = want.keys().collect();
+    let mut bounds = vec![PREFIX.as_bytes().to_vec()];
+    for q in 1..RANGES {
+        if let Some(k) = keys.get(keys.len() * q / RANGES) {
+            bounds.push(k.as_bytes().to_vec());
+        }
+    }
+    bounds.dedup();
+    bounds.push(prefix_end(PREFIX));
+    let scans = bounds
+        .windows(2)
+        .map(|w| scan_range(c.clone(), exp, want, lost, w[0].clone(), w[1].clone()));
+    let mut tally = Tally::default();
+    for r in futures_util::future::join_all(scans).await {
+        match r {
+            Ok(t) => tally.add(t),
             Err(e) => {
                 return (
                     check(
@@ -121,28 +134,18 @@ async fn check_data(
                         false,
                         format!("reading {PREFIX} through {}: {e}", m.name),
                     ),
-                    matched,
+                    tally.matched,
                 );
             }
-        };
-        for kv in resp.kvs() {
-            seen += 1;
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            match want.get(&key) {
-                Some(&i) if kv.value() == exp.dataset.value(i as usize).as_slice() => matched += 1,
-                Some(_) => wrong.push(key),
-                None if lost.contains(&key) => resurrected.push(key),
-                None => unexpected.push(key),
-            }
-        }
-        match resp.kvs().last() {
-            Some(last) if resp.more() => {
-                from = last.key().to_vec();
-                from.push(0);
-            }
-            _ => break,
         }
     }
+    let Tally {
+        matched,
+        wrong,
+        unexpected,
+        resurrected,
+        seen,
+    } = tally;
     let missing = want.len() - matched - wrong.len();
     let ok = missing == 0 && wrong.is_empty() && unexpected.is_empty() && resurrected.is_empty();
     let first = |v: &Vec<String>| v.first().cloned().unwrap_or_default();
@@ -161,6 +164,62 @@ async fn check_data(
         )
     };
     (check(name, ok, detail), matched)
+}
+
+/// Key ranges read concurrently by the data check.
+const RANGES: usize = 4;
+
+#[derive(Default)]
+struct Tally {
+    matched: usize,
+    wrong: Vec<String>,
+    unexpected: Vec<String>,
+    resurrected: Vec<String>,
+    seen: usize,
+}
+
+impl Tally {
+    fn add(&mut self, o: Tally) {
+        self.matched += o.matched;
+        self.seen += o.seen;
+        self.wrong.extend(o.wrong);
+        self.unexpected.extend(o.unexpected);
+        self.resurrected.extend(o.resurrected);
+    }
+}
+
+async fn scan_range(
+    mut c: etcd_client::Client,
+    exp: &Expected<'_>,
+    want: &BTreeMap<String, u32>,
+    lost: &BTreeSet<String>,
+    mut from: Vec<u8>,
+    end: Vec<u8>,
+) -> Result<Tally, etcd_client::Error> {
+    let mut t = Tally::default();
+    loop {
+        let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        let resp = c.get(from.clone(), Some(opts)).await?;
+        for kv in resp.kvs() {
+            t.seen += 1;
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            match want.get(&key) {
+                Some(&i) if kv.value() == exp.dataset.value(i as usize).as_slice() => {
+                    t.matched += 1
+                }
+                Some(_) => t.wrong.push(key),
+                None if lost.contains(&key) => t.resurrected.push(key),
+                None => t.unexpected.push(key),
+            }
+        }
+        match resp.kvs().last() {
+            Some(last) if resp.more() => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => return Ok(t),
+        }
+    }
 }
 
 fn prefix_end(prefix: &str) -> Vec<u8> {
@@ -196,6 +255,18 @@ async fn check_hashkv(cluster: &Cluster) -> Check {
     };
     let mut hashes = BTreeMap::new();
     for m in &cluster.members {
+        hashes.insert(m.name.clone(), member_hash(cluster, m, rev).await);
+    }
+    let distinct: BTreeSet<&String> = hashes.values().collect();
+    let ok = distinct.len() == 1 && !distinct.iter().any(|h| h.starts_with("error"));
+    check(name, ok, format!("at revision {rev}: {hashes:?}"))
+}
+
+/// A member's KV hash at `rev`, as hex, or "error: …". A follower that has not applied
+/// `rev` yet ("future revision") is given a moment to catch up: lagging is not diverging.
+async fn member_hash(cluster: &Cluster, m: &crate::cluster::Member, rev: i64) -> String {
+    let t0 = Instant::now();
+    loop {
         let h = match cluster.client(m).await {
             Ok(mut c) => c
                 .hash_kv(rev)
@@ -204,11 +275,16 @@ async fn check_hashkv(cluster: &Cluster) -> Check {
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        hashes.insert(m.name.clone(), h.unwrap_or_else(|e| format!("error: {e}")));
+        match h {
+            Err(e)
+                if e.contains("future revision")
+                    && t0.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => return other.unwrap_or_else(|e| format!("error: {e}")),
+        }
     }
-    let distinct: BTreeSet<&String> = hashes.values().collect();
-    let ok = distinct.len() == 1 && !distinct.iter().any(|h| h.starts_with("error"));
-    check(name, ok, format!("at revision {rev}: {hashes:?}"))
 }
 
 /// The member list is exactly the restored set, all started, under a new cluster ID.
