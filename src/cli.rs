@@ -34,6 +34,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Inject a fault into a running cluster (from `cluster up`) and print the event.
+    Fault(FaultArgs),
     /// Fill etcd's fault-tolerance table by observation: for each size and k = 0..N permanent
     /// failures, predicted vs observed writability. Exits 1 if any cell disagrees.
     Quorum(QuorumArgs),
@@ -108,6 +110,22 @@ pub struct UpArgs {
     /// Client and peer TLS with client-certificate auth, like the seed's etcdctl procedure.
     #[arg(long)]
     pub tls: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    #[arg(long)]
+    pub cluster: String,
+    /// permanent, kill, stop, restart, pause, unpause, partition, heal, wipe-data
+    pub fault: String,
+    /// leader, follower, random, member:<i>, count:<k>
+    #[arg(long, default_value = "random")]
+    pub target: String,
+    /// Seed for random targets; printed, so a choice can be replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
     #[arg(long)]
     pub json: bool,
 }
@@ -304,6 +322,29 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Quorum(args) => quorum(args, run_id).await,
+        Command::Fault(args) => {
+            let kind: crate::fault::FaultKind = args.fault.parse()?;
+            let target: crate::fault::Target = args.target.parse()?;
+            let seed = args
+                .seed
+                .unwrap_or_else(crate::fault::Injector::random_seed);
+            let docker = docker::connect().await?;
+            let mut c = Cluster::attach(&docker, &args.cluster).await?;
+            let mut inj = crate::fault::Injector::new(seed);
+            inj.inject(&mut c, kind, &target).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"seed": seed, "events": inj.events}))
+                        .expect("json")
+                );
+            } else {
+                for e in &inj.events {
+                    println!("{:?} {} (was {:?}); seed {seed}", e.fault, e.member, e.role);
+                }
+            }
+            Ok(Outcome::Ok)
+        }
         Command::Drill(args) => drill(args, run_id).await,
         Command::Validate { files } => {
             for f in &files {

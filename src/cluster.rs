@@ -243,6 +243,103 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Rebuilds the handle of a running cluster from Docker alone (labels, container states,
+    /// partition rules) plus its certificates on disk, for commands run against a cluster
+    /// started earlier (`cluster up`). The handle does not tear the cluster down when dropped.
+    pub async fn attach(docker: &Docker, name: &str) -> Result<Cluster> {
+        use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+        validate_name(name)?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={name}", docker::LABEL_CLUSTER)],
+        )]);
+        let net = docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(Error::docker("listing networks"))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "no cluster named {name}; `etcd-drill cluster ls` lists the running ones"
+                ))
+            })?;
+        let labels = net.labels.unwrap_or_default();
+        let tls = labels.get(LABEL_TLS).is_some_and(|t| t == "true");
+        let tag = labels.get(LABEL_IMAGE).cloned().unwrap_or_default();
+        let version = tag
+            .rsplit(':')
+            .next()
+            .unwrap_or(image::DEFAULT_VERSION)
+            .to_string();
+        let image = image::resolve(docker, &version).await?;
+        let containers = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(Error::docker("listing containers"))?;
+        let mut spec = ClusterSpec::new(0);
+        spec.name = name.to_string();
+        spec.version = version;
+        spec.tls = tls;
+        spec.run_id = labels.get(docker::LABEL_RUN).cloned().unwrap_or_default();
+        let mut cluster = Cluster {
+            docker: docker.clone(),
+            network: net.name.unwrap_or_else(|| format!("{name}-net")),
+            token: String::new(),
+            image,
+            members: vec![],
+            pki: None,
+            run_dir: run_dir(name),
+            spec,
+            start_elapsed: Duration::ZERO,
+            keep: true,
+            torn_down: false,
+        };
+        for c in containers {
+            let Some(member) = c.labels.as_ref().and_then(|l| l.get(LABEL_MEMBER)).cloned() else {
+                continue;
+            };
+            let mut m = cluster.new_member(&member);
+            m.state = match c.state.map(|s| s.to_string()).as_deref() {
+                Some("running") => MemberState::Running,
+                Some("paused") => MemberState::Paused,
+                _ => MemberState::Down,
+            };
+            cluster.members.push(m);
+        }
+        cluster.members.sort_by_key(|m| m.index);
+        cluster.spec.size = cluster.members.len();
+        if tls {
+            let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
+            cluster.pki = Some(Pki::load(&cluster.run_dir.join("pki"), &names)?);
+        }
+        cluster.refresh_ports().await?;
+        // Partitions live in each member's network namespace: read them back.
+        for i in 0..cluster.members.len() {
+            if cluster.members[i].state != MemberState::Running {
+                continue;
+            }
+            if let Ok((pid, _)) = cluster.member_net(&cluster.members[i]).await {
+                let out = std::process::Command::new("nsenter")
+                    .args(["-t", &pid.to_string(), "-n", "iptables", "-S", "ETCD_DRILL"])
+                    .output();
+                if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-j DROP")) {
+                    cluster.members[i].state = MemberState::Partitioned;
+                }
+            }
+        }
+        Ok(cluster)
+    }
+
     pub fn docker(&self) -> &Docker {
         &self.docker
     }

@@ -146,6 +146,39 @@ impl Pki {
         Ok(())
     }
 
+    /// Reads back a PKI written by [`Pki::generate`] (for commands that attach to a
+    /// running cluster).
+    pub fn load(dir: &Path, members: &[String]) -> Result<Pki> {
+        let read = |f: &str| {
+            let p = dir.join(f);
+            std::fs::read_to_string(&p).map_err(Error::io("reading the cluster's certificates", &p))
+        };
+        let pair = |c: &str, k: &str| -> Result<Pem> {
+            Ok(Pem {
+                cert: read(c)?,
+                key: read(k)?,
+            })
+        };
+        let mut pki = Pki {
+            dir: dir.to_path_buf(),
+            ca: pair("ca.pem", "ca-key.pem")?,
+            client: pair("client.pem", "client-key.pem")?,
+            server: BTreeMap::new(),
+            peer: BTreeMap::new(),
+        };
+        for m in members {
+            pki.server.insert(
+                m.clone(),
+                pair(&format!("{m}-server.pem"), &format!("{m}-server-key.pem"))?,
+            );
+            pki.peer.insert(
+                m.clone(),
+                pair(&format!("{m}-peer.pem"), &format!("{m}-peer-key.pem"))?,
+            );
+        }
+        Ok(pki)
+    }
+
     pub fn ca_path(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }

@@ -136,3 +136,64 @@ async fn ctrl_c_tears_down_what_was_started() {
     assert_eq!(status.code(), Some(130));
     common::assert_no_leftovers(&docker, &name).await;
 }
+
+/// Faults from the command line against a cluster started by an earlier command: the
+/// handle is rebuilt from Docker (including partitions, read back from the member's netns).
+#[tokio::test]
+async fn faults_from_the_cli_against_a_running_cluster() {
+    let docker = common::docker().await;
+    let name = format!("t-fcli-{:04x}", rand::random::<u16>());
+    let (code, _, err) = run(&["cluster", "up", "--size", "3", "--name", &name]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = run(&[
+        "fault",
+        "--cluster",
+        &name,
+        "kill",
+        "--target",
+        "follower",
+        "--seed",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let killed = v["events"][0]["member"].as_str().unwrap().to_string();
+    assert_eq!(v["events"][0]["role"], "follower");
+    let idx = killed.trim_start_matches("etcd-");
+    let (code, _, err) = run(&[
+        "fault",
+        "--cluster",
+        &name,
+        "restart",
+        "--target",
+        &format!("member:{idx}"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    // A partition made by one command is healed by another.
+    let (code, _, err) = run(&[
+        "fault",
+        "--cluster",
+        &name,
+        "partition",
+        "--target",
+        "member:2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["fault", "--cluster", &name, "heal", "--target", "member:2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("etcd-2"), "{out}");
+    // Healing again is refused: nothing is partitioned any more.
+    let (code, _, err) = run(&["fault", "--cluster", &name, "heal", "--target", "member:2"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, _, err) = run(&["fault", "--cluster", "no-such-cluster", "kill"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no cluster named no-such-cluster"), "{err}");
+
+    let (code, _, err) = run(&["cluster", "down", &name]);
+    assert_eq!(code, 0, "{err}");
+    common::assert_no_leftovers(&docker, &name).await;
+}
