@@ -948,9 +948,9 @@ svg{max-width:100%;height:auto;display:block}
 
 fn ok_cell(ok: bool) -> &'static str {
     if ok {
-        "<td class=\"ok\">✅ ok</td>"
+        "<td class=\"ok\">&#10003; ok</td>"
     } else {
-        "<td class=\"bad\">❌ failed</td>"
+        "<td class=\"bad\">&#10007; failed</td>"
     }
 }
 
