@@ -192,3 +192,18 @@ fn every_shipped_scenario_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_published_schema_matches_the_code() {
+    let out = Command::new(BIN).arg("schema").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let published = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/schema.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        published,
+        "scenarios/schema.json is stale: regenerate with `etcd-drill schema > scenarios/schema.json`"
+    );
+}
