@@ -95,7 +95,7 @@ async fn the_whole_table_is_observed_cell_by_cell() {
         };
         assert_eq!(
             tol(even),
-            tol(even - 1) + 1,
+            tol(even - 1),
             "size {even} tolerates exactly as many failures as {}",
             even - 1
         );
