@@ -151,24 +151,37 @@ async fn docker_cli_loop(size: usize) -> f64 {
     let opts = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_millis(500))
         .with_timeout(Duration::from_secs(3));
-    loop {
+    let probe = || async {
         let probes = futures_util::future::join_all(
             urls.iter()
                 .map(|(n, u)| cluster::probe_member(n, u, opts.clone(), size)),
         )
         .await;
-        if probes.iter().all(|p| p.is_ok()) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "docker CLI baseline never became healthy: {probes:?}"
-        );
+        probes.iter().all(|p| p.is_ok())
+    };
+    finish_baseline(
+        &name,
+        t0,
+        "the docker CLI baseline never became healthy",
+        probe,
+    )
+    .await
+}
+
+/// Polls `ready` every 25 ms (up to 120 s), then removes the baseline's objects and returns
+/// the seconds from `t0` to ready.
+async fn finish_baseline<F, Fut>(name: &str, t0: Instant, never: &str, ready: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    while !ready().await {
+        assert!(t0.elapsed() < Duration::from_secs(120), "{never}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
     let d = docker::connect().await.unwrap();
-    docker::remove_objects(&d, &Selector::cluster(&name))
+    docker::remove_objects(&d, &Selector::cluster(name))
         .await
         .unwrap();
     secs
@@ -406,47 +419,31 @@ async fn seed_procedure_with_docker_cli(
             "--logger=zap",
         ]);
     }
-    // Only the count, as the seed's check does.
     let opts = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_millis(500))
         .with_timeout(Duration::from_secs(5));
-    loop {
-        let ok = async {
-            let mut c = etcd_client::Client::connect(
-                [format!("http://127.0.0.1:{port}")],
-                Some(opts.clone()),
-            )
-            .await
-            .ok()?;
-            let r = c
-                .get(
-                    "/registry/",
-                    Some(
-                        etcd_client::GetOptions::new()
-                            .with_prefix()
-                            .with_count_only(),
-                    ),
-                )
+    // Only the count, as the seed's check does.
+    let probe = || async {
+        let count = async {
+            let url = format!("http://127.0.0.1:{port}");
+            let mut c = etcd_client::Client::connect([url], Some(opts.clone()))
                 .await
                 .ok()?;
-            Some(r.count() as usize == keys)
-        }
-        .await;
-        if ok == Some(true) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "the docker CLI restore never served the keys"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let d = docker::connect().await.unwrap();
-    docker::remove_objects(&d, &Selector::cluster(&name))
-        .await
-        .unwrap();
-    secs
+            let only_count = etcd_client::GetOptions::new()
+                .with_prefix()
+                .with_count_only();
+            let r = c.get("/registry/", Some(only_count)).await.ok()?;
+            Some(r.count() as usize)
+        };
+        count.await == Some(keys)
+    };
+    finish_baseline(
+        &name,
+        t0,
+        "the docker CLI restore never served the keys",
+        probe,
+    )
+    .await
 }
 
 /// Peak RSS (MiB) of the largest child process waited for so far.

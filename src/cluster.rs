@@ -249,10 +249,7 @@ impl Cluster {
     pub async fn attach(docker: &Docker, name: &str) -> Result<Cluster> {
         use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
         validate_name(name)?;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{}={name}", docker::LABEL_CLUSTER)],
-        )]);
+        let filters = Selector::cluster(name).filters();
         let net = docker
             .list_networks(Some(
                 ListNetworksOptionsBuilder::default()
@@ -1102,7 +1099,7 @@ pub struct ClusterRow {
 
 pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
     use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
-    let filters = HashMap::from([("label".to_string(), vec![docker::LABEL.to_string()])]);
+    let filters = Selector::all().filters();
     let nets = docker
         .list_networks(Some(
             ListNetworksOptionsBuilder::default()

@@ -72,7 +72,7 @@ impl Selector {
     pub fn run(run_id: &str) -> Self {
         Selector(format!("{LABEL_RUN}={run_id}"))
     }
-    fn filters(&self) -> HashMap<String, Vec<String>> {
+    pub(crate) fn filters(&self) -> HashMap<String, Vec<String>> {
         HashMap::from([("label".to_string(), vec![self.0.clone()])])
     }
 }

@@ -168,7 +168,7 @@ impl Injector {
                 Ok(vec![m.name.clone()])
             }
             Target::Leader | Target::Follower => {
-                let leader = leader_name(cluster).await.ok_or_else(|| {
+                let leader = cluster.leader().await.ok_or_else(|| {
                     Error::Failed(
                         "no member reports a leader, so `leader`/`follower` cannot be resolved"
                             .into(),
@@ -244,14 +244,9 @@ impl Injector {
     }
 }
 
-/// The name of the member the reachable members say is leader, if any.
-pub async fn leader_name(cluster: &Cluster) -> Option<String> {
-    cluster.leader().await
-}
-
 /// A lookup from member name to its role right now.
 async fn roles(cluster: &Cluster) -> impl Fn(&str) -> Role + use<> {
-    let leader = leader_name(cluster).await;
+    let leader = cluster.leader().await;
     move |name: &str| match &leader {
         Some(l) if l == name => Role::Leader,
         Some(_) => Role::Follower,

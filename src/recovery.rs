@@ -186,7 +186,8 @@ pub async fn restore_drill(
     let mut injector = Injector::new(opts.seed);
 
     // 1. Data, through the leader, every acknowledged write recorded.
-    let leader = crate::fault::leader_name(&cluster)
+    let leader = cluster
+        .leader()
         .await
         .unwrap_or_else(|| cluster.members[0].name.clone());
     let lm = cluster.member(&leader).expect("leader is a member").clone();
@@ -223,6 +224,7 @@ pub async fn restore_drill(
         .restore_members
         .clone()
         .unwrap_or_else(|| cluster.members.iter().map(|m| m.name.clone()).collect());
+    let etcd_version = cluster.image.version.clone();
     if restore_version != opts.version {
         // Restored members run the restore version; the rest of the drill uses it too.
         cluster.image = restore_image;
@@ -249,7 +251,7 @@ pub async fn restore_drill(
             "fail"
         },
         size: opts.size,
-        etcd_version: cluster_version(&opts.version, docker).await,
+        etcd_version,
         restored_with: cluster.image.version.clone(),
         seed: opts.seed,
         tls: opts.tls,
@@ -373,13 +375,6 @@ pub async fn recover(
         status,
         verification,
     })
-}
-
-async fn cluster_version(version: &str, docker: &Docker) -> String {
-    crate::image::resolve(docker, version)
-        .await
-        .map(|i| i.version)
-        .unwrap_or_else(|_| version.to_string())
 }
 
 pub async fn cluster_id(cluster: &Cluster) -> Result<u64> {
@@ -581,7 +576,7 @@ pub async fn verify_snapshot(
             status.revision
         ),
     });
-    let hashes = verify_hashkv_only(&cluster).await;
+    let hashes = verify::verify_hashkv(&cluster).await.checks.remove(0);
     checks.push(hashes);
     let passed = checks.iter().all(|c| c.passed);
     let report = SnapshotCheckReport {
@@ -641,9 +636,4 @@ async fn read_everything(cluster: &Cluster) -> (usize, i64, std::result::Result<
             }
         }
     }
-}
-
-async fn verify_hashkv_only(cluster: &Cluster) -> Check {
-    let v: Verification = verify::verify_hashkv(cluster).await;
-    v.checks.into_iter().next().expect("one check")
 }

@@ -317,12 +317,14 @@ async fn tar_stream_of_file(
         .chain(futures_util::stream::once(async move { Ok(trailer) })))
 }
 
-fn offline_tool(image: &EtcdImage) -> (String, Vec<String>) {
-    if image.has_etcdutl() {
-        (format!("{BIN_DIR}/etcdutl"), vec![])
+/// The offline snapshot tool of the image's line: etcdutl (3.5) or etcdctl (3.4).
+fn offline_tool(image: &EtcdImage) -> String {
+    let tool = if image.has_etcdutl() {
+        "etcdutl"
     } else {
-        (format!("{BIN_DIR}/etcdctl"), vec![])
-    }
+        "etcdctl"
+    };
+    format!("{BIN_DIR}/{tool}")
 }
 
 /// Runs `snapshot status` with the image's own tool on a file on the snapshot volume.
@@ -333,7 +335,7 @@ pub async fn status(
     file: &str,
     labels: std::collections::HashMap<String, String>,
 ) -> Result<SnapshotStatus> {
-    let (tool, _) = offline_tool(image);
+    let tool = offline_tool(image);
     let out = OneShot {
         image: &image.tag,
         entrypoint: &tool,
@@ -402,7 +404,7 @@ pub async fn restore_member(
 ) -> Result<f64> {
     let t0 = Instant::now();
     let image = &cluster.image;
-    let (tool, _) = offline_tool(image);
+    let tool = offline_tool(image);
     let mut args = vec![
         "snapshot".to_string(),
         "restore".into(),

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use etcd_drill::cluster::Cluster;
-use etcd_drill::fault::{FaultKind, Injector, Role, Target, leader_name};
+use etcd_drill::fault::{FaultKind, Injector, Role, Target};
 use etcd_drill::quorum::{self, ObserveOptions, SweepOptions};
 
 /// Writes `n` keys and returns them: the writes this test has seen acknowledged.
@@ -109,7 +109,8 @@ async fn leader_loss_then_follower_loss(size: usize) {
     let mut inj = Injector::new(3);
 
     // Losing the leader: the survivors elect a new one and writes resume.
-    let old_leader = leader_name(&cluster)
+    let old_leader = cluster
+        .leader()
         .await
         .expect("a healthy cluster has a leader");
     let hit = inj
