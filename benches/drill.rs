@@ -2,7 +2,8 @@
 //! in the same invocation, written to `reports/bench/`. Not a test: nothing here asserts a
 //! time; it reports medians, every run, and the ratio to the baseline.
 //!
-//! `cargo bench --bench drill -- [cluster-start] [--runs N] [--sizes 1,3,5,7,9]`
+//! `cargo bench --bench drill -- [cluster-start] [quorum-sweep] [restore] [restore-1gib]
+//!     [--runs N] [--sizes 1,3,5,7,9] [--keys N] [--large-runs N]`
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,6 +18,10 @@ struct Args {
     sections: Vec<String>,
     runs: usize,
     sizes: Vec<usize>,
+    /// The restore section's sizes: 3 and 5 unless --sizes is given.
+    restore_sizes: Vec<usize>,
+    /// Runs of the 1 GiB restore (minutes each).
+    large_runs: usize,
     keys: usize,
 }
 
@@ -25,6 +30,8 @@ fn parse_args() -> Args {
         sections: vec![],
         runs: 5,
         sizes: vec![1, 3, 5, 7, 9],
+        restore_sizes: vec![3, 5],
+        large_runs: 1,
         keys: 100_000,
     };
     let mut it = std::env::args().skip(1);
@@ -32,6 +39,9 @@ fn parse_args() -> Args {
         match x.as_str() {
             "--bench" => {}
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--large-runs" => {
+                a.large_runs = it.next().and_then(|v| v.parse().ok()).expect("--large-runs N")
+            }
             "--keys" => a.keys = it.next().and_then(|v| v.parse().ok()).expect("--keys N"),
             "--sizes" => {
                 a.sizes = it
@@ -39,7 +49,8 @@ fn parse_args() -> Args {
                     .expect("--sizes 1,3")
                     .split(',')
                     .map(|s| s.parse().expect("size"))
-                    .collect()
+                    .collect();
+                a.restore_sizes = a.sizes.clone();
             }
             s => a.sections.push(s.to_string()),
         }
@@ -49,6 +60,7 @@ fn parse_args() -> Args {
             "cluster-start".into(),
             "quorum-sweep".into(),
             "restore".into(),
+            "restore-1gib".into(),
         ];
     }
     a
@@ -474,7 +486,7 @@ async fn restore(args: &Args) {
     let mut phase_md = String::from(
         "\nMedian phases of etcd-drill's RTO:\n\n| members | phase | s |\n|---:|---|---:|\n",
     );
-    for size in [3usize, 5] {
+    for size in args.restore_sizes.clone() {
         let mut spec = ClusterSpec::new(size);
         spec.name = format!("bench-restore-{:06x}", rand::random::<u32>() & 0xff_ffff);
         let mut c = Cluster::start(&d, spec).await.expect("start");
@@ -492,6 +504,9 @@ async fn restore(args: &Args) {
         let snap = snapshot::save(&c, &c.members[0].clone(), dir.path())
             .await
             .expect("snapshot");
+        let backup = recovery::record_backup(&c, snap.clone(), false)
+            .await
+            .expect("record the backup");
         let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
         let mut inj = Injector::new(1);
         let (mut ours, mut floor, mut cli) = (vec![], vec![], vec![]);
@@ -501,7 +516,7 @@ async fn restore(args: &Args) {
             let r = recovery::recover(
                 &mut c,
                 &mut inj,
-                &snap.path,
+                &backup,
                 &Recovery {
                     disaster: Disaster::All,
                     members: names.clone(),
@@ -514,6 +529,18 @@ async fn restore(args: &Args) {
             .await
             .expect("recover");
             assert!(r.verification.passed(), "{:#?}", r.verification.checks);
+            eprintln!(
+                "phases {:?}\nchecks {:?}",
+                r.phases
+                    .iter()
+                    .map(|p| format!("{} {:.2}", p.name, p.seconds))
+                    .collect::<Vec<_>>(),
+                r.verification
+                    .checks
+                    .iter()
+                    .map(|c| format!("{} {:.2}", c.name, c.seconds))
+                    .collect::<Vec<_>>()
+            );
             ours.push(r.rto_s);
             phases.push(
                 r.phases
@@ -526,14 +553,11 @@ async fn restore(args: &Args) {
             inj.inject(&mut c, FaultKind::Permanent, &Target::Count(size))
                 .await
                 .unwrap();
-            let (file, _, vol) = recovery::stage_snapshot(&c, &snap.path, false)
-                .await
-                .unwrap();
             let t = Instant::now();
             recovery::restore_cluster(
                 &mut c,
-                &vol,
-                &file.file_name(),
+                &backup.source,
+                &backup.file.file_name(),
                 &Default::default(),
                 &names,
                 &RestoreOptions::default(),
@@ -618,6 +642,108 @@ async fn restore(args: &Args) {
     write_report("restore", &report, &md);
 }
 
+/// Runs `etcd-drill` with `args` as a child and returns its stdout and its own peak RSS
+/// (MiB), read from `wait4` so earlier children do not count.
+fn run_child_measured(args: &[&str]) -> (String, f64, i32) {
+    use std::io::Read;
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/etcd-drill");
+    let mut child = Command::new(&bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run etcd-drill (make build first)");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (out, ru.ru_maxrss as f64 / 1024.0, code)
+}
+
+/// The large case of issue #4: 1 GiB (1,000,000 keys × 1 KiB) restored into 3 members,
+/// through the CLI as a user runs it. One run unless --large-runs says otherwise: each
+/// takes minutes.
+fn restore_1gib(args: &Args) {
+    let keys = 1_000_000.to_string();
+    let mut runs_json = vec![];
+    let mut rtos = vec![];
+    let mut md = String::from(
+        "# Restore of 1 GiB (1,000,000 keys × 1 KiB) into 3 members, through the CLI
+
+         | run | verdict | snapshot MB | RTO (s) | restore (s) | started + leader (s) | verified (s) | peak RSS (MiB) |
+         |---:|---|---:|---:|---:|---:|---:|---:|
+",
+    );
+    for run in 1..=args.large_runs {
+        let (out, rss, code) = run_child_measured(&[
+            "restore-drill",
+            "--size",
+            "3",
+            "--keys",
+            &keys,
+            "--value-size",
+            "1024",
+            "--disaster",
+            "all",
+            "--json",
+        ]);
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!("restore-drill exited {code} without a JSON report ({e}): {out}")
+        });
+        let phase = |n: &str| {
+            r["phases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == n)
+                .and_then(|p| p["seconds"].as_f64())
+                .unwrap_or(0.0)
+        };
+        let rto = r["rto_s"].as_f64().unwrap_or(f64::NAN);
+        eprintln!("1 GiB run {run}: {} rto {rto:.1}s rss {rss:.0} MiB", r["verdict"]);
+        md.push_str(&format!(
+            "| {run} | {} | {:.0} | {rto:.1} | {:.1} | {:.1} | {:.1} | {rss:.0} |
+",
+            r["verdict"].as_str().unwrap_or("?"),
+            r["snapshot"]["size"].as_f64().unwrap_or(0.0) / 1e6,
+            phase("restore"),
+            phase("started") + phase("leader-elected"),
+            phase("verified"),
+        ));
+        rtos.push(rto);
+        runs_json.push(json!({"verdict": r["verdict"], "rto_s": rto, "phases": r["phases"],
+            "checks": r["checks"], "snapshot_bytes": r["snapshot"]["size"], "peak_rss_mib": rss, "exit": code}));
+    }
+    let m = median(&rtos);
+    md.push_str(&format!(
+        "
+Median RTO {m:.1} s. Targets (issue #4): 1 GiB on 3 members ≤ 30 s; harness ≤ 100 MB.
+"
+    ));
+    let report = json!({
+        "bench": "restore-1gib",
+        "keys": 1_000_000,
+        "value_size": 1024,
+        "members": 3,
+        "rto_median_s": m,
+        "runs": runs_json,
+        "measured_at": chrono_like_now(),
+    });
+    write_report("restore-1gib", &report, &md);
+}
+
 fn chrono_like_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -633,9 +759,10 @@ async fn main() {
             "cluster-start" => cluster_start(&args).await,
             "quorum-sweep" => quorum_sweep(&args).await,
             "restore" => restore(&args).await,
-            other => {
-                panic!("unknown bench section {other}; known: cluster-start, quorum-sweep, restore")
-            }
+            "restore-1gib" => restore_1gib(&args),
+            other => panic!(
+                "unknown bench section {other}; known: cluster-start, quorum-sweep, restore, restore-1gib"
+            ),
         }
     }
 }

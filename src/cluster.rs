@@ -190,16 +190,7 @@ impl Cluster {
         let t0 = Instant::now();
         let mut cluster = Cluster::create(docker, spec).await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "network created");
-        let initial = cluster.initial_cluster();
-        futures_util::future::try_join_all(
-            cluster
-                .members
-                .iter()
-                .map(|m| cluster.create_member(m, &initial, "new")),
-        )
-        .await?;
-        tracing::debug!(elapsed = ?t0.elapsed(), "members created");
-        cluster.start_members().await?;
+        cluster.create_and_start_members().await?;
         cluster.refresh_ports().await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "members started");
         cluster.wait_healthy(cluster.spec.start_timeout).await?;
@@ -514,42 +505,51 @@ impl Cluster {
         Ok(())
     }
 
-    async fn start_members(&self) -> Result<()> {
-        let start = |m: &Member| {
-            let docker = self.docker.clone();
-            let (c, n) = (m.container.clone(), m.name.clone());
-            async move {
-                docker
-                    .start_container(&c, None::<StartContainerOptions>)
-                    .await
-                    .map_err(Error::docker(format!("starting member {n}")))
-            }
+    async fn create_and_start_members(&self) -> Result<()> {
+        let initial = self.initial_cluster();
+        let create_all = |ms: std::ops::Range<usize>| {
+            futures_util::future::try_join_all(
+                self.members[ms]
+                    .iter()
+                    .map(|m| self.create_member(m, &initial, "new")),
+            )
         };
+        let start_all = |ms: std::ops::Range<usize>| {
+            futures_util::future::try_join_all(self.members[ms].iter().map(|m| self.start_member(m)))
+        };
+        let all = 0..self.members.len();
         match self.spec.start_order {
             StartOrder::Concurrent => {
-                futures_util::future::try_join_all(self.members.iter().map(start)).await?;
+                create_all(all.clone()).await?;
+                start_all(all).await?;
             }
             StartOrder::Sequential => {
+                create_all(all).await?;
                 for m in &self.members {
-                    start(m).await?;
+                    self.start_member(m).await?;
                 }
             }
             StartOrder::FirstThenRest => {
-                let (first, rest) = self.members.split_first().expect("size >= 1 was validated");
+                let first = &self.members[0];
+                let rest = 1..self.members.len();
                 let t = Instant::now();
-                start(first).await?;
+                self.create_member(first, &initial, "new").await?;
+                self.start_member(first).await?;
                 tracing::debug!(elapsed = ?t.elapsed(), "first member started");
                 if !rest.is_empty() {
-                    // Only an optimisation: if the line never shows, starting the rest is still correct.
-                    let seen = docker::wait_for_log(
+                    // The others are created while the first boots. The wait is only an
+                    // optimisation: if the line never shows, starting the rest is still
+                    // correct.
+                    let serving = docker::wait_for_log(
                         &self.docker,
                         &first.container,
                         SERVING_PEERS,
                         Duration::from_secs(5),
-                    )
-                    .await;
+                    );
+                    let (created, seen) = tokio::join!(create_all(rest.clone()), serving);
+                    created?;
                     tracing::debug!(seen, elapsed = ?t.elapsed(), "first member serving peers");
-                    futures_util::future::try_join_all(rest.iter().map(start)).await?;
+                    start_all(rest).await?;
                 }
             }
         }
@@ -709,9 +709,10 @@ impl Cluster {
                 )));
             }
         }
-        for m in &self.members {
-            self.remove_member_and_data(m).await?;
-        }
+        futures_util::future::try_join_all(
+            self.members.iter().map(|m| self.remove_member_and_data(m)),
+        )
+        .await?;
         let mut members = vec![];
         for n in names {
             let m = self.new_member(n);
@@ -789,17 +790,18 @@ impl Cluster {
     /// Starts all members at once (restored members have a WAL, so they skip the bootstrap
     /// check that makes simultaneous fresh starts slow).
     pub async fn start_all(&mut self) -> Result<()> {
-        futures_util::future::try_join_all(self.members.iter().map(|m| {
-            let docker = self.docker.clone();
-            async move {
-                docker
-                    .start_container(&m.container, None::<StartContainerOptions>)
-                    .await
-                    .map_err(Error::docker(format!("starting member {}", m.name)))
-            }
-        }))
-        .await?;
+        futures_util::future::try_join_all(self.members.iter().map(|m| self.start_member(m)))
+            .await?;
         self.refresh_ports().await
+    }
+
+    /// Starts one created member's container. Its client port is known only after
+    /// [`Cluster::refresh_ports`].
+    pub async fn start_member(&self, m: &Member) -> Result<()> {
+        self.docker
+            .start_container(&m.container, None::<StartContainerOptions>)
+            .await
+            .map_err(Error::docker(format!("starting member {}", m.name)))
     }
 
     /// The name of the member the reachable members say is leader, if any. Member IDs come

@@ -36,13 +36,30 @@ impl Dataset {
         )
     }
 
+    /// The index of a key this dataset writes (the inverse of [`Dataset::key`]), or `None`
+    /// for any other key.
+    pub fn index_of(&self, key: &[u8]) -> Option<usize> {
+        let key = std::str::from_utf8(key).ok()?;
+        let digits = key.rsplit_once('-')?.1;
+        if digits.len() < 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let i: usize = digits.parse().ok()?;
+        (self.key(i) == key).then_some(i)
+    }
+
     pub fn value(&self, i: usize) -> Vec<u8> {
+        let mut v = vec![0u8; self.value_size];
+        self.value_into(i, &mut v);
+        v
+    }
+
+    /// Regenerates value `i` into `buf` (`value_size` bytes), without allocating.
+    pub fn value_into(&self, i: usize, buf: &mut [u8]) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(
             self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
-        let mut v = vec![0u8; self.value_size];
-        rng.fill_bytes(&mut v);
-        v
+        rng.fill_bytes(buf);
     }
 
     /// Puts per transaction: as many as fit well under etcd's 1.5 MiB request limit, and
@@ -158,6 +175,27 @@ mod tests {
         assert_ne!(d.value(3), d.value(4));
         assert_ne!(d.value(3), Dataset { seed: 8, ..d }.value(3));
         assert_eq!(d.value(3).len(), 16);
+    }
+
+    #[test]
+    fn index_of_inverts_key_and_refuses_anything_else() {
+        let d = Dataset {
+            keys: 10,
+            value_size: 16,
+            seed: 7,
+        };
+        for i in [0, 6, 12_345, 1_234_567] {
+            assert_eq!(d.index_of(d.key(i).as_bytes()), Some(i));
+        }
+        for other in [
+            "/registry/pods/ns-00/pod-0000001", // index 1 is a service, not a pod
+            "/registry/pods/ns-00/pod-000000",
+            "/registry/pods/ns-00/pod-0000000x",
+            "/etcd-drill/after-restore",
+            "",
+        ] {
+            assert_eq!(d.index_of(other.as_bytes()), None, "{other}");
+        }
     }
 
     #[test]

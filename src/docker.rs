@@ -36,6 +36,24 @@ pub async fn connect() -> Result<Docker> {
     Ok(docker)
 }
 
+/// Whether the daemon sees this machine's files, so a host directory can be bind-mounted
+/// instead of copied: it is reached through a local socket and reports this host's name.
+/// A harness in a container talking to its host's socket fails the name test and copies.
+/// `ETCD_DRILL_COPY_SNAPSHOTS=1` forces copying.
+pub async fn shares_host_filesystem(docker: &Docker) -> bool {
+    if std::env::var_os("ETCD_DRILL_COPY_SNAPSHOTS").is_some_and(|v| v != "0") {
+        return false;
+    }
+    if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://")) {
+        return false;
+    }
+    let ours = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match docker.info().await {
+        Ok(info) => info.name.is_some_and(|n| !n.is_empty() && n == ours.trim()),
+        Err(_) => false,
+    }
+}
+
 /// The identity of one process invocation; every object it creates is labelled with it, so
 /// a Ctrl-C handler can remove exactly what this process made.
 pub fn new_run_id() -> String {
@@ -252,6 +270,27 @@ pub async fn wait_for_log(
     tokio::time::timeout(timeout, find).await.unwrap_or(false)
 }
 
+pub fn volume_mount(volume: &str, target: &str) -> Mount {
+    Mount {
+        typ: Some(MountType::VOLUME),
+        source: Some(volume.to_string()),
+        target: Some(target.to_string()),
+        ..Default::default()
+    }
+}
+
+/// A host directory, read-only. Only meaningful when the daemon shares this machine's
+/// filesystem; callers check that it does (see `snapshot::SnapshotSource`).
+pub fn bind_mount_ro(dir: &std::path::Path, target: &str) -> Mount {
+    Mount {
+        typ: Some(MountType::BIND),
+        source: Some(dir.to_string_lossy().into_owned()),
+        target: Some(target.to_string()),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
 /// A container that runs one command to completion (image build check, snapshot restore,
 /// etcdctl inside the cluster's network).
 pub struct OneShot<'a> {
@@ -259,8 +298,8 @@ pub struct OneShot<'a> {
     pub entrypoint: &'a str,
     pub args: Vec<String>,
     pub labels: HashMap<String, String>,
-    /// (volume name, mount path)
-    pub volumes: Vec<(String, String)>,
+    /// Volumes and host directories ([`volume_mount`], [`bind_mount_ro`]).
+    pub mounts: Vec<Mount>,
     pub network: Option<String>,
     /// name → address entries for /etc/hosts, so peer URLs resolve while members are down.
     pub extra_hosts: Vec<String>,
@@ -282,16 +321,6 @@ impl OneShot<'_> {
 
     pub async fn run(self, docker: &Docker) -> Result<OneShotOutput> {
         let name = format!("etcd-drill-oneshot-{}", new_run_id());
-        let mounts = self
-            .volumes
-            .iter()
-            .map(|(src, dst)| Mount {
-                typ: Some(MountType::VOLUME),
-                source: Some(src.clone()),
-                target: Some(dst.clone()),
-                ..Default::default()
-            })
-            .collect();
         let body = ContainerCreateBody {
             image: Some(self.image.to_string()),
             entrypoint: Some(vec![self.entrypoint.to_string()]),
@@ -299,7 +328,7 @@ impl OneShot<'_> {
             env: (!self.env.is_empty()).then(|| self.env.clone()),
             labels: Some(self.labels.clone()),
             host_config: Some(HostConfig {
-                mounts: Some(mounts),
+                mounts: Some(self.mounts.clone()),
                 network_mode: Some(self.network.clone().unwrap_or_else(|| "none".into())),
                 extra_hosts: (!self.extra_hosts.is_empty()).then(|| self.extra_hosts.clone()),
                 ..Default::default()

@@ -438,8 +438,9 @@ impl Runner<'_> {
                     }
                 }
                 self.lap("stop-survivors");
-                let c = self.cluster.as_mut().expect("checked");
-                let (file, _, volume) = recovery::stage_snapshot(c, &path, false).await?;
+                // The snapshot step read its revision already: check the file again (the
+                // procedure re-checks the backup it restores from) and stage it.
+                let (file, _) = recovery::check_snapshot(&path, false).await?;
                 self.lap("snapshot-checked");
                 let c = self.cluster.as_mut().expect("checked");
                 let names = members
@@ -451,9 +452,15 @@ impl Runner<'_> {
                 };
                 snapshot::check_restore_options(&c.image, &opts)?;
                 let mut laps = vec![];
-                recovery::restore_and_start(c, &volume, &file.file_name(), &names, &opts, |p| {
-                    laps.push((p.to_string(), Instant::now()))
-                })
+                let source = recovery::stage_source(c, &file.path).await?;
+                recovery::restore_and_start(
+                    c,
+                    &source,
+                    &file.file_name(),
+                    &names,
+                    &opts,
+                    |p, at| laps.push((p.to_string(), at)),
+                )
                 .await?;
                 for (phase, at) in laps {
                     self.lap_at(&phase, at);

@@ -15,7 +15,7 @@ use crate::dataset::{self, AckLog, Dataset};
 use crate::error::{Error, Result};
 use crate::fault::{FaultEvent, FaultKind, Injector, Target};
 use crate::snapshot::{
-    self, Integrity, RestoreOptions, SnapshotFile, SnapshotStatus, SnapshotVolume,
+    self, Integrity, RestoreOptions, SnapshotFile, SnapshotSource, SnapshotStatus,
 };
 use crate::verify::{self, Check, Expected, Verification};
 
@@ -39,7 +39,9 @@ impl Stopwatch {
         }
     }
     fn lap(&mut self, name: &str) {
-        let now = Instant::now();
+        self.lap_at(name, Instant::now());
+    }
+    fn lap_at(&mut self, name: &str, now: Instant) {
         self.phases.push(Phase {
             name: name.to_string(),
             seconds: (now - self.last).as_secs_f64(),
@@ -206,6 +208,7 @@ pub async fn restore_drill(
     };
     let sm = cluster.member(&source).expect("resolved").clone();
     let snap = snapshot::save(&cluster, &sm, &cluster.run_dir.join("snapshots")).await?;
+    let backup = record_backup(&cluster, snap, false).await?;
 
     // 3. Writes the backup will not have.
     let post = dataset::load(
@@ -232,7 +235,7 @@ pub async fn restore_drill(
     let r = recover(
         &mut cluster,
         &mut injector,
-        &snap.path,
+        &backup,
         &Recovery {
             disaster: opts.disaster,
             members: names,
@@ -306,7 +309,7 @@ pub struct Recovered {
 pub async fn recover(
     cluster: &mut Cluster,
     injector: &mut Injector,
-    snapshot: &Path,
+    backup: &Backup,
     r: &Recovery<'_>,
 ) -> Result<Recovered> {
     let size = cluster
@@ -324,31 +327,38 @@ pub async fn recover(
         .await?;
     let disaster_s = t_disaster.elapsed().as_secs_f64();
 
-    // The disaster has happened and is declared: RTO runs from here. Stopping the
-    // survivors is the procedure's first step (the seed stops etcd on every node).
+    // The disaster has happened and is declared: RTO runs from here. The operator stops the
+    // survivors (the seed stops etcd on every node) while the backup is being checked: the
+    // check reads only the file, and nothing is torn down until it has passed.
     let mut clock = Stopwatch::new();
-    let survivors: Vec<usize> = cluster
-        .members
-        .iter()
-        .filter(|m| m.state == MemberState::Running)
-        .map(|m| m.index)
-        .collect();
-    for i in survivors {
-        injector
-            .inject(cluster, FaultKind::Stop, &Target::Member(i))
-            .await?;
-    }
-    clock.lap("stop-survivors");
-    let (file, status, volume) =
-        stage_snapshot(cluster, snapshot, r.restore.skip_hash_check).await?;
+    let check = backup.check(r.restore.skip_hash_check);
+    let stop = async {
+        let survivors: Vec<usize> = cluster
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Running)
+            .map(|m| m.index)
+            .collect();
+        for i in survivors {
+            injector
+                .inject(cluster, FaultKind::Stop, &Target::Member(i))
+                .await?;
+        }
+        Ok::<_, Error>(Instant::now())
+    };
+    let (checked, stopped) = tokio::join!(check, stop);
+    let stopped = stopped?;
+    let (file, _) = checked?;
+    clock.lap_at("stop-survivors", stopped.min(Instant::now()));
     clock.lap("snapshot-checked");
+    let status = backup.status.clone();
     let per_member = restore_and_start(
         cluster,
-        &volume,
+        &backup.source,
         &file.file_name(),
         &r.members,
         &r.restore,
-        |p| clock.lap(p),
+        |p, at| clock.lap_at(p, at),
     )
     .await?;
     first_write(cluster, Duration::from_secs(30)).await?;
@@ -391,57 +401,131 @@ pub async fn cluster_id(cluster: &Cluster) -> Result<u64> {
     Ok(r.header().map(|h| h.cluster_id()).unwrap_or(0))
 }
 
-/// Checks the file on the host, puts it on a labelled snapshot volume, and reads its
-/// revision and key count with the image's own `snapshot status`.
+/// A backup as the job that took it recorded it: the file (with its sha256), where tool
+/// containers find it, and what `snapshot status` said of it. Recording happens when the
+/// backup is taken, so a recovery only has to prove the file is still the same bytes.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub file: SnapshotFile,
+    pub status: SnapshotStatus,
+    pub source: SnapshotSource,
+}
+
+impl Backup {
+    /// The file's sha256 trailer checked again, and its sha256 compared with the recorded
+    /// one: a backup that changed since it was taken is refused.
+    pub async fn check(&self, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
+        let (file, integrity) = check_snapshot(&self.file.path, skip_hash_check).await?;
+        if file.sha256 != self.file.sha256 {
+            return Err(Error::BadSnapshot {
+                path: file.path.clone(),
+                reason: format!(
+                    "its sha256 is {} but was {} when the backup was taken: it changed since",
+                    file.sha256, self.file.sha256
+                ),
+            });
+        }
+        Ok((file, integrity))
+    }
+}
+
+/// Records a freshly taken (or given) snapshot as a backup: checked, staged, and read by
+/// the image's own `snapshot status`.
+pub async fn record_backup(
+    cluster: &Cluster,
+    file: SnapshotFile,
+    skip_hash_check: bool,
+) -> Result<Backup> {
+    let (checked, status, source) = stage_snapshot(cluster, &file.path, skip_hash_check).await?;
+    Ok(Backup {
+        file: SnapshotFile {
+            member: file.member,
+            ..checked
+        },
+        status,
+        source,
+    })
+}
+
+/// Checks the file on the host: its sha256 trailer (or, with `skip_hash_check`, that it
+/// is there). Reads only the file; nothing is torn down before this passes.
+pub async fn check_snapshot(
+    path: &Path,
+    skip_hash_check: bool,
+) -> Result<(SnapshotFile, Integrity)> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || snapshot::check_file(&owned, skip_hash_check))
+        .await
+        .map_err(|e| Error::Failed(format!("checking the snapshot: {e}")))?
+}
+
+fn snapshot_volume_name(cluster: &Cluster) -> String {
+    format!("{}-snapshots", cluster.name())
+}
+
+/// Makes a snapshot file visible to the cluster's tool containers.
+pub async fn stage_source(cluster: &Cluster, path: &Path) -> Result<SnapshotSource> {
+    SnapshotSource::stage(
+        cluster.docker(),
+        &cluster.image,
+        cluster.labels(&[]),
+        &snapshot_volume_name(cluster),
+        path,
+    )
+    .await
+}
+
+/// Checks the file on the host, makes it visible to tool containers, and reads its
+/// revision and key count with the image's own `snapshot status` (which reads the bolt file
+/// itself, so it also refuses a "snapshot" that is not a database even when
+/// --skip-hash-check let it through the trailer check).
 pub async fn stage_snapshot(
     cluster: &Cluster,
     path: &Path,
     skip_hash_check: bool,
-) -> Result<(SnapshotFile, SnapshotStatus, SnapshotVolume)> {
-    let volume = SnapshotVolume::create(
-        cluster.docker(),
-        cluster.labels(&[]),
-        &format!("{}-snapshots", cluster.name()),
-    )
-    .await?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Hashing on the host and copying onto the volume both read the whole file: do both at
-    // once. Nothing is restored (or torn down) until the hash has been checked.
-    let owned = path.to_path_buf();
-    let check = tokio::task::spawn_blocking(move || snapshot::check_file(&owned, skip_hash_check));
-    let put = volume.put(
-        cluster.docker(),
-        &cluster.image,
-        cluster.labels(&[]),
-        path,
-        &name,
-    );
-    let (checked, put) = tokio::join!(check, put);
-    let (file, _) = checked.map_err(|e| Error::Failed(format!("checking the snapshot: {e}")))??;
-    put?;
-    // Reads the bolt file itself, so it also refuses a "snapshot" that is not a database
-    // even when --skip-hash-check let it through the trailer check.
-    let status = snapshot::status(
-        cluster.docker(),
-        &cluster.image,
-        &volume,
-        &name,
-        cluster.labels(&[]),
-    )
-    .await?;
-    Ok((file, status, volume))
+) -> Result<(SnapshotFile, SnapshotStatus, SnapshotSource)> {
+    let (file, _) = check_snapshot(path, skip_hash_check).await?;
+    let source = stage_source(cluster, path).await?;
+    let name = file.file_name();
+    let status = |source: SnapshotSource| {
+        let name = name.clone();
+        async move {
+            let s = snapshot::status(
+                cluster.docker(),
+                &cluster.image,
+                &source,
+                &name,
+                cluster.labels(&[]),
+            )
+            .await?;
+            Ok::<_, Error>((s, source))
+        }
+    };
+    let (status, source) = match status(source.clone()).await {
+        Err(_) if matches!(source, SnapshotSource::HostDir(_)) => {
+            // A daemon that cannot see this machine's directory after all: copy the file.
+            let copied = SnapshotSource::copy(
+                cluster.docker(),
+                &cluster.image,
+                cluster.labels(&[]),
+                &snapshot_volume_name(cluster),
+                path,
+            )
+            .await?;
+            status(copied).await?
+        }
+        other => other?,
+    };
+    Ok((file, status, source))
 }
 
-/// Replaces every member with `names`, each restored from `file` on `volume` (or, for a
+/// Replaces every member with `names`, each restored from `file` at `source` (or, for a
 /// member named in `per_member`, from that file instead — how tests prove the verifier
 /// notices a member restored from another snapshot), under a new cluster token. Members
 /// are created and restored concurrently; nothing is started.
 pub async fn restore_cluster(
     cluster: &mut Cluster,
-    volume: &SnapshotVolume,
+    source: &SnapshotSource,
     file: &str,
     per_member: &HashMap<String, String>,
     names: &[String],
@@ -459,7 +543,7 @@ pub async fn restore_cluster(
             .unwrap_or_else(|| file.to_string());
         async move {
             c.create_member(m, &initial, "new").await?;
-            let secs = snapshot::restore_member(c, m, volume, &f, opts).await?;
+            let secs = snapshot::restore_member(c, m, source, &f, opts).await?;
             Ok::<_, Error>(Phase {
                 name: m.name.clone(),
                 seconds: secs,
@@ -470,24 +554,50 @@ pub async fn restore_cluster(
     Ok(results)
 }
 
-/// Restores every member in `names` from `file` on `volume`, starts them and waits for a
-/// leader. `lap` is told as each phase ends (restore, started, leader-elected). Nothing is
-/// written: `verify-snapshot` compares the revision with the snapshot's afterwards.
+/// Restores every member in `names` from `file` at `source`, starts them and waits for a
+/// leader. Each member starts as soon as its own restore is done (restored members boot
+/// from their WAL and wait for their peers, so the order does not matter). `lap` is told
+/// when the restores, the starts and the election end. Nothing is written:
+/// `verify-snapshot` compares the revision with the snapshot's afterwards.
 pub async fn restore_and_start(
     cluster: &mut Cluster,
-    volume: &SnapshotVolume,
+    source: &SnapshotSource,
     file: &str,
     names: &[String],
     opts: &RestoreOptions,
-    mut lap: impl FnMut(&str),
+    mut lap: impl FnMut(&str, Instant),
 ) -> Result<Vec<Phase>> {
-    let per_member = restore_cluster(cluster, volume, file, &HashMap::new(), names, opts).await?;
-    lap("restore");
-    cluster.start_all().await?;
-    lap("started");
+    let token = format!("{}-restored-{:08x}", cluster.name(), rand::random::<u32>());
+    cluster.reset_members(names, token).await?;
+    let initial = cluster.initial_cluster();
+    let c: &Cluster = cluster;
+    let done = futures_util::future::try_join_all(c.members.iter().map(|m| {
+        let initial = initial.clone();
+        async move {
+            c.create_member(m, &initial, "new").await?;
+            let secs = snapshot::restore_member(c, m, source, file, opts).await?;
+            let restored = Instant::now();
+            c.start_member(m).await?;
+            Ok::<_, Error>((
+                Phase {
+                    name: m.name.clone(),
+                    seconds: secs,
+                },
+                restored,
+                Instant::now(),
+            ))
+        }
+    }))
+    .await?;
+    let last = |f: fn(&(Phase, Instant, Instant)) -> Instant| {
+        done.iter().map(f).max().unwrap_or_else(Instant::now)
+    };
+    lap("restore", last(|d| d.1));
+    lap("started", last(|d| d.2));
+    cluster.refresh_ports().await?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
-    lap("leader-elected");
-    Ok(per_member)
+    lap("leader-elected", Instant::now());
+    Ok(done.into_iter().map(|d| d.0).collect())
 }
 
 pub async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<()> {
@@ -539,7 +649,7 @@ pub async fn verify_snapshot(
     spec.run_id = run_id.to_string();
     spec.name = format!("verify-{:06x}", rand::random::<u32>() & 0xff_ffff);
     let mut cluster = Cluster::create(docker, spec).await?;
-    let (file, status, volume) = stage_snapshot(&cluster, path, skip_hash_check).await?;
+    let (file, status, source) = stage_snapshot(&cluster, path, skip_hash_check).await?;
     let t0 = Instant::now();
     let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
     let opts = RestoreOptions {
@@ -548,11 +658,11 @@ pub async fn verify_snapshot(
     };
     restore_and_start(
         &mut cluster,
-        &volume,
+        &source,
         &file.file_name(),
         &names,
         &opts,
-        |_| {},
+        |_, _| {},
     )
     .await?;
     cluster.wait_healthy(Duration::from_secs(60)).await?;
@@ -567,6 +677,7 @@ pub async fn verify_snapshot(
             Ok(()) => format!("{keys} keys read back through {}", cluster.members[0].name),
             Err(e) => e.clone(),
         },
+        seconds: 0.0,
     });
     checks.push(Check {
         name: "revision".into(),
@@ -575,6 +686,7 @@ pub async fn verify_snapshot(
             "restored cluster is at revision {revision}; snapshot status says {}",
             status.revision
         ),
+        seconds: 0.0,
     });
     let hashes = verify::verify_hashkv(&cluster).await.checks.remove(0);
     checks.push(hashes);
@@ -635,5 +747,45 @@ async fn read_everything(cluster: &Cluster) -> (usize, i64, std::result::Result<
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file shaped like a snapshot: pages plus a sha256 trailer over them.
+    fn fake_snapshot(dir: &Path, fill: u8) -> std::path::PathBuf {
+        use sha2::Digest;
+        let body = vec![fill; 4096];
+        let mut bytes = body.clone();
+        bytes.extend_from_slice(&sha2::Sha256::digest(&body));
+        let path = dir.join("20181215_145639_snapshot.db");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_backup_that_changed_since_it_was_taken_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fake_snapshot(dir.path(), 1);
+        let (file, _) = snapshot::check_file(&path, false).unwrap();
+        let backup = Backup {
+            file,
+            status: SnapshotStatus {
+                hash: 0,
+                revision: 1,
+                total_key: 0,
+                total_size: 4096,
+            },
+            source: SnapshotSource::HostDir(dir.path().to_path_buf()),
+        };
+        backup.check(false).await.expect("the same bytes pass");
+
+        // Replaced by another valid snapshot: its own trailer is fine, but it is not the
+        // backup that was recorded.
+        fake_snapshot(dir.path(), 2);
+        let err = backup.check(false).await.unwrap_err().to_string();
+        assert!(err.contains("changed since"), "{err}");
     }
 }

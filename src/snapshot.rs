@@ -1,13 +1,14 @@
 //! Snapshots: saved from a live member through the Maintenance API (streamed to disk, its
-//! sha256 trailer checked), checked before anything is torn down, placed on a labelled
-//! volume, inspected with the version's own tool, and restored into fresh member volumes
+//! sha256 trailer checked), checked before anything is torn down, made visible to tool
+//! containers (its directory mounted, or copied onto a labelled volume), inspected with the
+//! version's own tool, and restored into fresh member volumes
 //! with `etcdutl snapshot restore` (3.5) or `etcdctl snapshot restore` (3.4).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
@@ -20,7 +21,7 @@ use crate::docker::{self, OneShot};
 use crate::error::{Error, Result};
 use crate::image::{BIN_DIR, EtcdImage, Line};
 
-/// Where the snapshot volume is mounted in tool containers.
+/// Where snapshot files appear in tool containers.
 pub const SNAPSHOT_DIR: &str = "/snapshots";
 const TRAILER: usize = 32;
 
@@ -76,7 +77,6 @@ pub async fn save(cluster: &Cluster, member: &Member, dir: &Path) -> Result<Snap
         .map_err(Error::io("creating the snapshot file", &path))?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut body_hash = Sha256::new();
-    let mut file_hash = Sha256::new();
     let mut tail: Vec<u8> = Vec::with_capacity(2 * TRAILER);
     let mut size = 0u64;
     while let Some(msg) = stream
@@ -88,7 +88,6 @@ pub async fn save(cluster: &Cluster, member: &Member, dir: &Path) -> Result<Snap
         out.write_all(blob)
             .await
             .map_err(Error::io("writing the snapshot", &path))?;
-        file_hash.update(blob);
         size += blob.len() as u64;
         // Everything but the last 32 bytes is the body the trailer hashes.
         tail.extend_from_slice(blob);
@@ -108,6 +107,9 @@ pub async fn save(cluster: &Cluster, member: &Member, dir: &Path) -> Result<Snap
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
+    // The whole file's hash is the body's continued over the trailer: one pass, one hash.
+    let mut file_hash = body_hash.clone();
+    file_hash.update(&tail);
     if tail.len() != TRAILER || body_hash.finalize().as_slice() != tail.as_slice() {
         return Err(Error::BadSnapshot {
             path: path.clone(),
@@ -152,7 +154,7 @@ pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, I
         return Err(bad("the file is empty".into()));
     }
     let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
-    let mut file_hash = Sha256::new();
+    // One pass, one hash: the whole file's sha256 is the body's continued over the trailer.
     let mut body_hash = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let body_len = size.saturating_sub(TRAILER as u64);
@@ -166,12 +168,13 @@ pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, I
             break;
         }
         let chunk = &buf[..n];
-        file_hash.update(chunk);
         let in_body = (body_len.saturating_sub(read) as usize).min(n);
         body_hash.update(&chunk[..in_body]);
         tail.extend_from_slice(&chunk[in_body..]);
         read += n as u64;
     }
+    let mut file_hash = body_hash.clone();
+    file_hash.update(&tail);
     let file = SnapshotFile {
         path: path.to_path_buf(),
         size,
@@ -206,88 +209,122 @@ pub struct SnapshotStatus {
     pub total_size: u64,
 }
 
-/// A labelled volume holding snapshot files, mounted read-only into restore containers.
-pub struct SnapshotVolume {
-    pub name: String,
+/// Where tool containers find snapshot files, mounted at [`SNAPSHOT_DIR`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotSource {
+    /// The host directory holding the file, bind-mounted read-only: nothing is copied, so
+    /// the restore starts at once. Only when the daemon shares this machine's filesystem.
+    HostDir(PathBuf),
+    /// A labelled volume the file was copied onto: works with any daemon.
+    Volume(String),
 }
 
-impl SnapshotVolume {
-    pub async fn create(
-        docker: &Docker,
-        labels: std::collections::HashMap<String, String>,
-        name: &str,
-    ) -> Result<Self> {
-        docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.to_string()),
-                labels: Some(labels),
-                ..Default::default()
-            })
-            .await
-            .map_err(Error::docker(format!("creating snapshot volume {name}")))?;
-        Ok(SnapshotVolume {
-            name: name.to_string(),
-        })
+impl SnapshotSource {
+    pub fn mount(&self) -> Mount {
+        match self {
+            SnapshotSource::HostDir(dir) => docker::bind_mount_ro(dir, SNAPSHOT_DIR),
+            SnapshotSource::Volume(name) => docker::volume_mount(name, SNAPSHOT_DIR),
+        }
     }
 
-    /// Copies a file onto the volume, streamed: through a container that is created with
-    /// the volume mounted and never started.
-    pub async fn put(
-        &self,
+    /// Makes `file` visible to tool containers under its own file name: its directory is
+    /// mounted when the daemon can see it, else the file is copied onto `volume`.
+    pub async fn stage(
         docker: &Docker,
         image: &EtcdImage,
         labels: std::collections::HashMap<String, String>,
+        volume: &str,
         file: &Path,
-        as_name: &str,
-    ) -> Result<()> {
-        let holder = format!("etcd-drill-copy-{}", docker::new_run_id());
-        docker
-            .create_container(
-                Some(
-                    CreateContainerOptionsBuilder::default()
-                        .name(&holder)
-                        .build(),
-                ),
-                ContainerCreateBody {
-                    image: Some(image.tag.clone()),
-                    labels: Some(labels),
-                    host_config: Some(HostConfig {
-                        mounts: Some(vec![Mount {
-                            typ: Some(MountType::VOLUME),
-                            source: Some(self.name.clone()),
-                            target: Some(SNAPSHOT_DIR.into()),
-                            ..Default::default()
-                        }]),
-                        network_mode: Some("none".into()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(Error::docker("creating a container to copy the snapshot"))?;
-        let result = async {
-            let size = std::fs::metadata(file)
-                .map_err(Error::io("reading the snapshot", file))?
-                .len();
-            let stream = tar_stream_of_file(file, as_name, size).await?;
-            let opts = UploadToContainerOptionsBuilder::default()
-                .path(SNAPSHOT_DIR)
-                .build();
-            docker
-                .upload_to_container(&holder, Some(opts), bollard::body_try_stream(stream))
-                .await
-                .map_err(Error::docker(format!(
-                    "copying {} onto volume {}",
-                    file.display(),
-                    self.name
-                )))
+    ) -> Result<Self> {
+        if docker::shares_host_filesystem(docker).await {
+            if let Ok(real) = std::fs::canonicalize(file) {
+                if real.file_name() == file.file_name() {
+                    if let Some(dir) = real.parent() {
+                        return Ok(SnapshotSource::HostDir(dir.to_path_buf()));
+                    }
+                }
+            }
         }
-        .await;
-        let rm = RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = docker::ignore_missing(docker.remove_container(&holder, Some(rm)).await);
-        result
+        Self::copy(docker, image, labels, volume, file).await
     }
+
+    /// Copies `file` onto a labelled volume named `volume` (created if missing).
+    pub async fn copy(
+        docker: &Docker,
+        image: &EtcdImage,
+        labels: std::collections::HashMap<String, String>,
+        volume: &str,
+        file: &Path,
+    ) -> Result<Self> {
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.to_string()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(Error::docker(format!("creating snapshot volume {volume}")))?;
+        let as_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        put_on_volume(docker, image, labels, volume, file, &as_name).await?;
+        Ok(SnapshotSource::Volume(volume.to_string()))
+    }
+}
+
+/// Copies a file onto a volume, streamed: through a container that is created with the
+/// volume mounted and never started.
+async fn put_on_volume(
+    docker: &Docker,
+    image: &EtcdImage,
+    labels: std::collections::HashMap<String, String>,
+    volume: &str,
+    file: &Path,
+    as_name: &str,
+) -> Result<()> {
+    let holder = format!("etcd-drill-copy-{}", docker::new_run_id());
+    docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&holder)
+                    .build(),
+            ),
+            ContainerCreateBody {
+                image: Some(image.tag.clone()),
+                labels: Some(labels),
+                host_config: Some(HostConfig {
+                    mounts: Some(vec![docker::volume_mount(volume, SNAPSHOT_DIR)]),
+                    network_mode: Some("none".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(Error::docker("creating a container to copy the snapshot"))?;
+    let result = async {
+        let size = std::fs::metadata(file)
+            .map_err(Error::io("reading the snapshot", file))?
+            .len();
+        let stream = tar_stream_of_file(file, as_name, size).await?;
+        let opts = UploadToContainerOptionsBuilder::default()
+            .path(SNAPSHOT_DIR)
+            .build();
+        docker
+            .upload_to_container(&holder, Some(opts), bollard::body_try_stream(stream))
+            .await
+            .map_err(Error::docker(format!(
+                "copying {} onto volume {}",
+                file.display(),
+                volume
+            )))
+    }
+    .await;
+    let rm = RemoveContainerOptionsBuilder::default().force(true).build();
+    let _ = docker::ignore_missing(docker.remove_container(&holder, Some(rm)).await);
+    result
 }
 
 /// A one-entry tar archive as a stream: header, the file's bytes straight from disk, padding.
@@ -327,11 +364,11 @@ fn offline_tool(image: &EtcdImage) -> String {
     format!("{BIN_DIR}/{tool}")
 }
 
-/// Runs `snapshot status` with the image's own tool on a file on the snapshot volume.
+/// Runs `snapshot status` with the image's own tool on a staged file.
 pub async fn status(
     docker: &Docker,
     image: &EtcdImage,
-    volume: &SnapshotVolume,
+    source: &SnapshotSource,
     file: &str,
     labels: std::collections::HashMap<String, String>,
 ) -> Result<SnapshotStatus> {
@@ -347,7 +384,7 @@ pub async fn status(
             "json".into(),
         ],
         labels,
-        volumes: vec![(volume.name.clone(), SNAPSHOT_DIR.into())],
+        mounts: vec![source.mount()],
         network: None,
         extra_hosts: vec![],
         upload: None,
@@ -392,13 +429,13 @@ pub fn check_restore_options(image: &EtcdImage, opts: &RestoreOptions) -> Result
     Ok(())
 }
 
-/// Restores `file` (on `volume`) into `member`'s data volume, as the seed's per-node
+/// Restores `file` (staged at `source`) into `member`'s data volume, as the seed's per-node
 /// `snapshot restore` with `--name`, `--initial-cluster`, a new `--initial-cluster-token`
 /// and `--initial-advertise-peer-urls`. Returns the seconds it took.
 pub async fn restore_member(
     cluster: &Cluster,
     member: &Member,
-    volume: &SnapshotVolume,
+    source: &SnapshotSource,
     file: &str,
     opts: &RestoreOptions,
 ) -> Result<f64> {
@@ -434,9 +471,9 @@ pub async fn restore_member(
         entrypoint: &tool,
         args,
         labels: cluster.labels(&[]),
-        volumes: vec![
-            (member.volume.clone(), crate::cluster::VOLUME_MOUNT.into()),
-            (volume.name.clone(), SNAPSHOT_DIR.into()),
+        mounts: vec![
+            docker::volume_mount(&member.volume, crate::cluster::VOLUME_MOUNT),
+            source.mount(),
         ],
         network: None,
         extra_hosts,

@@ -18,6 +18,9 @@ pub struct Check {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+    /// How long the check took (they run concurrently, so these overlap).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 fn check(name: &str, passed: bool, detail: impl Into<String>) -> Check {
@@ -25,6 +28,7 @@ fn check(name: &str, passed: bool, detail: impl Into<String>) -> Check {
         name: name.to_string(),
         passed,
         detail: detail.into(),
+        seconds: 0.0,
     }
 }
 
@@ -60,83 +64,134 @@ impl Verification {
 
 const PAGE: i64 = 1000;
 
+/// What the restored cluster must hold, by dataset index: one byte per key, so a million
+/// keys cost a megabyte and each lookup is an index, not a string search.
+struct Wanted {
+    state: Vec<u8>,
+    /// Writes the snapshot must contain.
+    want: usize,
+    /// Writes acknowledged after the snapshot revision: the RPO.
+    lost: usize,
+}
+
+const ABSENT: u8 = 0;
+const WANT: u8 = 1;
+const LOST: u8 = 2;
+
+impl Wanted {
+    fn new(exp: &Expected<'_>) -> Self {
+        let len = exp
+            .acks
+            .acks
+            .iter()
+            .map(|a| a.index as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut state = vec![ABSENT; len];
+        for a in &exp.acks.acks {
+            let s = &mut state[a.index as usize];
+            if a.revision <= exp.snapshot_revision {
+                *s = WANT;
+            } else if *s == ABSENT {
+                *s = LOST;
+            }
+        }
+        let want = state.iter().filter(|&&s| s == WANT).count();
+        let lost = state.iter().filter(|&&s| s == LOST).count();
+        Wanted { state, want, lost }
+    }
+
+    /// The key's dataset index and what must become of it; `None` for a key the dataset
+    /// never wrote.
+    fn lookup(&self, dataset: &Dataset, key: &[u8]) -> Option<(usize, u8)> {
+        let i = dataset.index_of(key)?;
+        Some((i, *self.state.get(i).unwrap_or(&ABSENT)))
+    }
+}
+
+/// Runs a check and records how long it took.
+async fn timed<F: std::future::Future<Output = Check>>(f: F) -> Check {
+    let t0 = Instant::now();
+    let mut c = f.await;
+    c.seconds = t0.elapsed().as_secs_f64();
+    c
+}
+
 pub async fn verify(cluster: &Cluster, exp: &Expected<'_>) -> Verification {
     let t0 = Instant::now();
-    // key → dataset index, for writes the snapshot must contain.
-    let mut want: BTreeMap<String, u32> = BTreeMap::new();
-    let mut lost = BTreeSet::new();
-    for a in &exp.acks.acks {
-        let key = exp.dataset.key(a.index as usize);
-        if a.revision <= exp.snapshot_revision {
-            want.insert(key, a.index);
-        } else {
-            lost.insert(key);
-        }
-    }
+    let wanted = Wanted::new(exp);
     // Independent checks, run at once: the new write lands outside /registry/ and HashKV
-    // compares all members at one fixed revision, so they cannot disturb each other.
-    let ((data, keys_verified), hashkv, membership, new_write, etcdctl) = tokio::join!(
-        check_data(cluster, exp, &want, &lost),
-        check_hashkv(cluster),
-        check_membership(cluster, exp),
-        check_new_write(cluster),
-        check_etcdctl(cluster, &want),
+    // compares all members at one fixed revision, so they cannot disturb each other. The
+    // full scans (data, etcdctl) go to different members, so two etcd processes share the
+    // work.
+    let mut keys_verified = 0;
+    let (data, hashkv, membership, new_write, etcdctl) = tokio::join!(
+        timed(async {
+            let (c, n) = check_data(cluster, exp, &wanted).await;
+            keys_verified = n;
+            c
+        }),
+        timed(check_hashkv(cluster)),
+        timed(check_membership(cluster, exp)),
+        timed(check_new_write(cluster)),
+        timed(check_etcdctl(cluster, exp.dataset, &wanted)),
     );
     let checks = vec![data, hashkv, membership, new_write, etcdctl];
     Verification {
         checks,
         keys_verified,
-        rpo_writes: lost.len(),
+        rpo_writes: wanted.lost,
         rpo_revisions: (exp.acks.max_revision() - exp.snapshot_revision).max(0),
         seconds: t0.elapsed().as_secs_f64(),
     }
 }
 
-/// Pages through `/registry/` on the first member (linearizable reads), a few key ranges at
-/// once, and compares with what was acknowledged, regenerating each expected value from
-/// the dataset's seed.
-async fn check_data(
-    cluster: &Cluster,
-    exp: &Expected<'_>,
-    want: &BTreeMap<String, u32>,
-    lost: &BTreeSet<String>,
-) -> (Check, usize) {
+/// Pages through `/registry/`, a few key ranges at once spread over the members, and compares with what was acknowledged, regenerating each expected value
+/// from the dataset's seed.
+async fn check_data(cluster: &Cluster, exp: &Expected<'_>, wanted: &Wanted) -> (Check, usize) {
     let name = "data";
-    let Some(m) = cluster.members.first() else {
+    if cluster.members.is_empty() {
         return (check(name, false, "no members"), 0);
-    };
-    let c = match cluster.client(m).await {
-        Ok(c) => c,
-        Err(e) => return (check(name, false, e.to_string()), 0),
-    };
-    // Split the whole prefix at quantiles of the expected keys: together the ranges cover
-    // every key under /registry/, expected or not.
-    let keys: Vec<&String> = want.keys().collect();
+    }
+    let mut clients = vec![];
+    for m in &cluster.members {
+        match cluster.client(m).await {
+            Ok(c) => clients.push((m.name.clone(), c)),
+            Err(e) => return (check(name, false, e.to_string()), 0),
+        }
+    }
+    // Split the whole prefix at quantiles of the wanted keys: together the ranges cover
+    // every key under /registry/, expected or not. A sample of the keys balances them
+    // well enough.
+    let step = (wanted.want / 1024).max(1);
+    let mut keys: Vec<String> = (0..wanted.state.len())
+        .filter(|&i| wanted.state[i] == WANT)
+        .step_by(step)
+        .map(|i| exp.dataset.key(i))
+        .collect();
+    keys.sort_unstable();
     let mut bounds = vec![PREFIX.as_bytes().to_vec()];
     for q in 1..RANGES {
         if let Some(k) = keys.get(keys.len() * q / RANGES) {
             bounds.push(k.as_bytes().to_vec());
         }
     }
+    drop(keys);
     bounds.dedup();
     bounds.push(prefix_end(PREFIX));
-    let scans = bounds
-        .windows(2)
-        .map(|w| scan_range(c.clone(), exp, want, lost, w[0].clone(), w[1].clone()));
+    let scans = bounds.windows(2).enumerate().map(|(r, w)| {
+        let (member, c) = &clients[r % clients.len()];
+        let scan = scan_range(c.clone(), exp.dataset, wanted, w[0].clone(), w[1].clone());
+        async move {
+            scan.await
+                .map_err(|e| format!("reading {PREFIX} through {member}: {e}"))
+        }
+    });
     let mut tally = Tally::default();
     for r in futures_util::future::join_all(scans).await {
         match r {
             Ok(t) => tally.add(t),
-            Err(e) => {
-                return (
-                    check(
-                        name,
-                        false,
-                        format!("reading {PREFIX} through {}: {e}", m.name),
-                    ),
-                    tally.matched,
-                );
-            }
+            Err(e) => return (check(name, false, e), tally.matched),
         }
     }
     let Tally {
@@ -146,7 +201,7 @@ async fn check_data(
         resurrected,
         seen,
     } = tally;
-    let missing = want.len() - matched - wrong.len();
+    let missing = wanted.want - matched - wrong.len();
     let ok = missing == 0 && wrong.is_empty() && unexpected.is_empty() && resurrected.is_empty();
     let first = |v: &Vec<String>| v.first().cloned().unwrap_or_default();
     let detail = if ok {
@@ -154,7 +209,7 @@ async fn check_data(
     } else {
         format!(
             "{matched}/{} keys match; {missing} missing, {} with wrong values (e.g. {}), {} unexpected (e.g. {}), {} written after the snapshot yet present (e.g. {}); {seen} keys read",
-            want.len(),
+            wanted.want,
             wrong.len(),
             first(&wrong),
             unexpected.len(),
@@ -190,26 +245,35 @@ impl Tally {
 
 async fn scan_range(
     mut c: etcd_client::Client,
-    exp: &Expected<'_>,
-    want: &BTreeMap<String, u32>,
-    lost: &BTreeSet<String>,
+    dataset: &Dataset,
+    wanted: &Wanted,
     mut from: Vec<u8>,
     end: Vec<u8>,
 ) -> Result<Tally, etcd_client::Error> {
     let mut t = Tally::default();
+    let mut expected = vec![0u8; dataset.value_size];
     loop {
-        let opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        // Serializable: each member answers from its own restored data, with no read-index
+        // round to the leader per page (HashKV is what compares the members).
+        let opts = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(PAGE)
+            .with_serializable();
         let resp = c.get(from.clone(), Some(opts)).await?;
         for kv in resp.kvs() {
             t.seen += 1;
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            match want.get(&key) {
-                Some(&i) if kv.value() == exp.dataset.value(i as usize).as_slice() => {
-                    t.matched += 1
+            let show = || String::from_utf8_lossy(kv.key()).into_owned();
+            match wanted.lookup(dataset, kv.key()) {
+                Some((i, WANT)) => {
+                    dataset.value_into(i, &mut expected);
+                    if kv.value() == expected.as_slice() {
+                        t.matched += 1
+                    } else {
+                        t.wrong.push(show())
+                    }
                 }
-                Some(_) => t.wrong.push(key),
-                None if lost.contains(&key) => t.resurrected.push(key),
-                None => t.unexpected.push(key),
+                Some((_, LOST)) => t.resurrected.push(show()),
+                _ => t.unexpected.push(show()),
             }
         }
         match resp.kvs().last() {
@@ -253,10 +317,15 @@ async fn check_hashkv(cluster: &Cluster) -> Check {
         },
         Err(e) => return check(name, false, e.to_string()),
     };
-    let mut hashes = BTreeMap::new();
-    for m in &cluster.members {
-        hashes.insert(m.name.clone(), member_hash(cluster, m, rev).await);
-    }
+    let hashes: BTreeMap<String, String> = futures_util::future::join_all(
+        cluster
+            .members
+            .iter()
+            .map(|m| async move { (m.name.clone(), member_hash(cluster, m, rev).await) }),
+    )
+    .await
+    .into_iter()
+    .collect();
     let distinct: BTreeSet<&String> = hashes.values().collect();
     let ok = distinct.len() == 1 && !distinct.iter().any(|h| h.starts_with("error"));
     check(name, ok, format!("at revision {rev}: {hashes:?}"))
@@ -358,7 +427,7 @@ async fn check_new_write(cluster: &Cluster) -> Check {
 
 /// As the seed does with the official client: `etcdctl get /registry/ --prefix --keys-only`
 /// inside a member container returns exactly the expected keys.
-async fn check_etcdctl(cluster: &Cluster, want: &BTreeMap<String, u32>) -> Check {
+async fn check_etcdctl(cluster: &Cluster, dataset: &Dataset, wanted: &Wanted) -> Check {
     let name = "etcdctl-keys";
     let Some(m) = cluster.members.first() else {
         return check(name, false, "no members");
@@ -383,6 +452,8 @@ async fn check_etcdctl(cluster: &Cluster, want: &BTreeMap<String, u32>) -> Check
         PREFIX.into(),
         "--prefix".into(),
         "--keys-only".into(),
+        // JSON is one write; the plain format's line-per-write costs more than the read.
+        "--write-out=json".into(),
     ]);
     let out = match crate::docker::exec(
         cluster.docker(),
@@ -402,18 +473,59 @@ async fn check_etcdctl(cluster: &Cluster, want: &BTreeMap<String, u32>) -> Check
             format!("etcdctl exited {}: {}", out.exit_code, out.stderr.trim()),
         );
     }
-    let keys: BTreeSet<&str> = out.stdout.lines().filter(|l| !l.is_empty()).collect();
-    let want_keys: BTreeSet<&str> = want.keys().map(String::as_str).collect();
-    let ok = keys == want_keys;
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        #[serde(default)]
+        kvs: Vec<Listed>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        key: String,
+    }
+    let listing: Listing = match serde_json::from_str(&out.stdout) {
+        Ok(l) => l,
+        Err(e) => {
+            return check(
+                name,
+                false,
+                format!(
+                    "etcdctl printed no JSON listing ({e}): {}",
+                    out.stdout.chars().take(200).collect::<String>()
+                ),
+            );
+        }
+    };
+    // Exactly the wanted keys, each once: count them and flag anything else.
+    let mut listed = vec![false; wanted.state.len()];
+    let (mut count, mut stray) = (0usize, None);
+    for kv in &listing.kvs {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(&kv.key)
+            .unwrap_or_else(|_| kv.key.clone().into_bytes());
+        match wanted.lookup(dataset, &key) {
+            Some((i, WANT)) if !listed[i] => {
+                listed[i] = true;
+                count += 1;
+            }
+            _ => {
+                stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+    }
+    let ok = count == wanted.want && stray.is_none();
     check(
         name,
         ok,
         format!(
-            "etcdctl in {} listed {} keys, {} expected{}",
+            "etcdctl in {} listed {count} of the {} expected keys{}",
             m.container,
-            keys.len(),
-            want_keys.len(),
-            if ok { "" } else { " (sets differ)" }
+            wanted.want,
+            match &stray {
+                None => String::new(),
+                Some(k) =>
+                    format!(", and {k:?}, which it should not (unexpected, lost or listed twice)"),
+            }
         ),
     )
 }

@@ -366,7 +366,7 @@ async fn two_snapshots_then_total_loss(test: &str) -> TwoSnapshots {
 
 /// Restores every member from `newer`, except those in `from_older`.
 async fn restore(t: &mut TwoSnapshots, from_older: &[&str]) -> i64 {
-    let (file, status, volume) = recovery::stage_snapshot(&t.cluster, &t.newer, false)
+    let (file, status, source) = recovery::stage_snapshot(&t.cluster, &t.newer, false)
         .await
         .unwrap();
     let (old_file, _, _) = recovery::stage_snapshot(&t.cluster, &t.older, false)
@@ -379,7 +379,7 @@ async fn restore(t: &mut TwoSnapshots, from_older: &[&str]) -> i64 {
     let names = vec!["etcd-1".to_string(), "etcd-2".into(), "etcd-3".into()];
     recovery::restore_cluster(
         &mut t.cluster,
-        &volume,
+        &source,
         &file.file_name(),
         &per_member,
         &names,
@@ -426,6 +426,21 @@ async fn the_verifier_passes_a_faithful_restore_and_fails_once_a_value_is_change
     let data = v.checks.iter().find(|c| c.name == "data").unwrap();
     assert!(!v.passed() && !data.passed, "{data:?}");
     assert!(data.detail.contains("1 with wrong values"), "{data:?}");
+
+    // A key nobody wrote appears, and an acknowledged one disappears: the data check counts
+    // both, and the operator's etcdctl listing no longer matches either.
+    let mut c = t.cluster.client(&t.cluster.members[2]).await.unwrap();
+    c.put("/registry/pods/ns-00/intruder", "x", None).await.unwrap();
+    c.delete(t.ds.key(18).as_str(), None).await.unwrap();
+    let v = verify::verify(&t.cluster, &expected(&t, rev)).await;
+    let data = v.checks.iter().find(|c| c.name == "data").unwrap();
+    assert!(
+        data.detail.contains("1 missing") && data.detail.contains("1 unexpected"),
+        "{data:?}"
+    );
+    let etcdctl = v.checks.iter().find(|c| c.name == "etcdctl-keys").unwrap();
+    assert!(!etcdctl.passed, "{etcdctl:?}");
+    assert!(etcdctl.detail.contains("intruder"), "{etcdctl:?}");
 }
 
 #[tokio::test]
