@@ -40,7 +40,10 @@ fn parse_args() -> Args {
             "--bench" => {}
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--large-runs" => {
-                a.large_runs = it.next().and_then(|v| v.parse().ok()).expect("--large-runs N")
+                a.large_runs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--large-runs N")
             }
             "--keys" => a.keys = it.next().and_then(|v| v.parse().ok()).expect("--keys N"),
             "--sizes" => {
@@ -712,7 +715,10 @@ fn restore_1gib(args: &Args) {
                 .unwrap_or(0.0)
         };
         let rto = r["rto_s"].as_f64().unwrap_or(f64::NAN);
-        eprintln!("1 GiB run {run}: {} rto {rto:.1}s rss {rss:.0} MiB", r["verdict"]);
+        eprintln!(
+            "1 GiB run {run}: {} rto {rto:.1}s rss {rss:.0} MiB",
+            r["verdict"]
+        );
         md.push_str(&format!(
             "| {run} | {} | {:.0} | {rto:.1} | {:.1} | {:.1} | {:.1} | {rss:.0} |
 ",

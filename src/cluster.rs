@@ -515,7 +515,9 @@ impl Cluster {
             )
         };
         let start_all = |ms: std::ops::Range<usize>| {
-            futures_util::future::try_join_all(self.members[ms].iter().map(|m| self.start_member(m)))
+            futures_util::future::try_join_all(
+                self.members[ms].iter().map(|m| self.start_member(m)),
+            )
         };
         let all = 0..self.members.len();
         match self.spec.start_order {

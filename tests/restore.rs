@@ -430,7 +430,9 @@ async fn the_verifier_passes_a_faithful_restore_and_fails_once_a_value_is_change
     // A key nobody wrote appears, and an acknowledged one disappears: the data check counts
     // both, and the operator's etcdctl listing no longer matches either.
     let mut c = t.cluster.client(&t.cluster.members[2]).await.unwrap();
-    c.put("/registry/pods/ns-00/intruder", "x", None).await.unwrap();
+    c.put("/registry/pods/ns-00/intruder", "x", None)
+        .await
+        .unwrap();
     c.delete(t.ds.key(18).as_str(), None).await.unwrap();
     let v = verify::verify(&t.cluster, &expected(&t, rev)).await;
     let data = v.checks.iter().find(|c| c.name == "data").unwrap();
