@@ -581,6 +581,18 @@ impl Cluster {
             .map_err(Error::etcd(&member.name, "connecting"))
     }
 
+    /// As [`Cluster::client`], for requests whose work grows with the data (HashKV reads
+    /// the whole keyspace: tens of seconds at a gigabyte), where the usual 3 s would turn
+    /// a slow answer into a false failure.
+    pub async fn patient_client(&self, member: &Member, timeout: Duration) -> Result<Client> {
+        Client::connect(
+            [member.client_url.as_str()],
+            Some(self.connect_options().with_timeout(timeout)),
+        )
+        .await
+        .map_err(Error::etcd(&member.name, "connecting"))
+    }
+
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
     }

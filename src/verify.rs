@@ -118,6 +118,25 @@ async fn timed<F: std::future::Future<Output = Check>>(f: F) -> Check {
 }
 
 pub async fn verify(cluster: &Cluster, exp: &Expected<'_>) -> Verification {
+    verify_with(cluster, exp, &Options::default()).await
+}
+
+/// How the checks read; the defaults suit any size up to a few gigabytes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keys per `etcdctl get` call in the etcdctl check (about 100 bytes of JSON each).
+    pub etcdctl_page: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            etcdctl_page: 100_000,
+        }
+    }
+}
+
+pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) -> Verification {
     let t0 = Instant::now();
     let wanted = Wanted::new(exp);
     // Independent checks, run at once: the new write lands outside /registry/ and HashKV
@@ -134,7 +153,7 @@ pub async fn verify(cluster: &Cluster, exp: &Expected<'_>) -> Verification {
         timed(check_hashkv(cluster)),
         timed(check_membership(cluster, exp)),
         timed(check_new_write(cluster)),
-        timed(check_etcdctl(cluster, exp.dataset, &wanted)),
+        timed(check_etcdctl(cluster, exp.dataset, &wanted, opts.etcdctl_page)),
     );
     let checks = vec![data, hashkv, membership, new_write, etcdctl];
     Verification {
@@ -331,12 +350,15 @@ async fn check_hashkv(cluster: &Cluster) -> Check {
     check(name, ok, format!("at revision {rev}: {hashes:?}"))
 }
 
+/// Long enough for HashKV over a few gigabytes on a busy 2-core machine.
+const HASHKV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A member's KV hash at `rev`, as hex, or "error: …". A follower that has not applied
 /// `rev` yet ("future revision") is given a moment to catch up: lagging is not diverging.
 async fn member_hash(cluster: &Cluster, m: &crate::cluster::Member, rev: i64) -> String {
     let t0 = Instant::now();
     loop {
-        let h = match cluster.client(m).await {
+        let h = match cluster.patient_client(m, HASHKV_TIMEOUT).await {
             Ok(mut c) => c
                 .hash_kv(rev)
                 .await
@@ -426,91 +448,94 @@ async fn check_new_write(cluster: &Cluster) -> Check {
 }
 
 /// As the seed does with the official client: `etcdctl get /registry/ --prefix --keys-only`
-/// inside a member container returns exactly the expected keys.
-async fn check_etcdctl(cluster: &Cluster, dataset: &Dataset, wanted: &Wanted) -> Check {
+/// inside a member container returns exactly the expected keys. The listing is paged
+/// (`--limit`, each page starting at the last key of the one before), so a million keys
+/// neither hit etcdctl's command timeout nor sit in the harness's memory at once.
+async fn check_etcdctl(
+    cluster: &Cluster,
+    dataset: &Dataset,
+    wanted: &Wanted,
+    page_size: usize,
+) -> Check {
     let name = "etcdctl-keys";
     let Some(m) = cluster.members.first() else {
         return check(name, false, "no members");
     };
-    let mut cmd = vec![
+    let mut base = vec![
         format!("{}/etcdctl", crate::image::BIN_DIR),
         format!(
             "--endpoints={}://127.0.0.1:{}",
             cluster.scheme(),
             crate::cluster::CLIENT_PORT
         ),
+        "--command-timeout=60s".into(),
     ];
     if cluster.pki.is_some() {
-        cmd.extend([
+        base.extend([
             format!("--cacert={CONTAINER_PKI_DIR}/ca.pem"),
             format!("--cert={CONTAINER_PKI_DIR}/client.pem"),
             format!("--key={CONTAINER_PKI_DIR}/client-key.pem"),
         ]);
     }
-    cmd.extend([
-        "get".into(),
-        PREFIX.into(),
-        "--prefix".into(),
-        "--keys-only".into(),
-        // JSON is one write; the plain format's line-per-write costs more than the read.
-        "--write-out=json".into(),
-    ]);
-    let out = match crate::docker::exec(
-        cluster.docker(),
-        &m.container,
-        cmd,
-        vec!["ETCDCTL_API=3".into()],
-    )
-    .await
-    {
-        Ok(o) => o,
-        Err(e) => return check(name, false, e.to_string()),
-    };
-    if out.exit_code != 0 {
-        return check(
-            name,
-            false,
-            format!("etcdctl exited {}: {}", out.exit_code, out.stderr.trim()),
-        );
-    }
-    #[derive(serde::Deserialize)]
-    struct Listing {
-        #[serde(default)]
-        kvs: Vec<Listed>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Listed {
-        key: String,
-    }
-    let listing: Listing = match serde_json::from_str(&out.stdout) {
-        Ok(l) => l,
-        Err(e) => {
-            return check(
-                name,
-                false,
-                format!(
-                    "etcdctl printed no JSON listing ({e}): {}",
-                    out.stdout.chars().take(200).collect::<String>()
-                ),
-            );
-        }
-    };
+    let end = String::from_utf8(prefix_end(PREFIX)).expect("ASCII prefix");
     // Exactly the wanted keys, each once: count them and flag anything else.
     let mut listed = vec![false; wanted.state.len()];
-    let (mut count, mut stray) = (0usize, None);
-    for kv in &listing.kvs {
-        use base64::Engine;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(&kv.key)
-            .unwrap_or_else(|_| kv.key.clone().into_bytes());
-        match wanted.lookup(dataset, &key) {
-            Some((i, WANT)) if !listed[i] => {
-                listed[i] = true;
-                count += 1;
+    let (mut count, mut stray, mut pages) = (0usize, None, 0);
+    let mut from: Option<String> = None;
+    loop {
+        let mut cmd = base.clone();
+        cmd.push("get".into());
+        match &from {
+            None => cmd.extend([PREFIX.into(), "--prefix".into()]),
+            Some(k) => cmd.extend([k.clone(), end.clone()]),
+        }
+        cmd.extend([
+            "--keys-only".into(),
+            format!("--limit={page_size}"),
+            // JSON is one write; the plain format's line-per-write costs more than the read.
+            "--write-out=json".into(),
+        ]);
+        let page = match etcdctl_page(cluster, &m.container, cmd).await {
+            Ok(p) => p,
+            Err(e) => return check(name, false, e),
+        };
+        pages += 1;
+        let mut last = None;
+        for (n, kv) in page.kvs.iter().enumerate() {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(&kv.key)
+                .unwrap_or_else(|_| kv.key.clone().into_bytes());
+            // A page starts at the key the previous one ended with.
+            if n == 0 && from.as_deref().map(str::as_bytes) == Some(key.as_slice()) {
+                continue;
             }
-            _ => {
-                stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
+            match wanted.lookup(dataset, &key) {
+                Some((i, WANT)) if !listed[i] => {
+                    listed[i] = true;
+                    count += 1;
+                }
+                _ => {
+                    stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
+                }
             }
+            last = Some(key);
+        }
+        match last {
+            Some(k) if page.more => match String::from_utf8(k) {
+                Ok(k) => from = Some(k),
+                Err(e) => {
+                    return check(
+                        name,
+                        false,
+                        format!(
+                            "cannot page etcdctl's listing past the key {:?}: not UTF-8, so not an argument etcdctl can take",
+                            String::from_utf8_lossy(e.as_bytes())
+                        ),
+                    );
+                }
+            },
+            _ => break,
         }
     }
     let ok = count == wanted.want && stray.is_none();
@@ -518,7 +543,7 @@ async fn check_etcdctl(cluster: &Cluster, dataset: &Dataset, wanted: &Wanted) ->
         name,
         ok,
         format!(
-            "etcdctl in {} listed {count} of the {} expected keys{}",
+            "etcdctl in {} listed {count} of the {} expected keys (in {pages} page(s) of at most {page_size}){}",
             m.container,
             wanted.want,
             match &stray {
@@ -528,4 +553,41 @@ async fn check_etcdctl(cluster: &Cluster, dataset: &Dataset, wanted: &Wanted) ->
             }
         ),
     )
+}
+
+#[derive(serde::Deserialize)]
+struct EtcdctlListing {
+    #[serde(default)]
+    kvs: Vec<EtcdctlKey>,
+    #[serde(default)]
+    more: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct EtcdctlKey {
+    key: String,
+}
+
+/// Runs one `etcdctl get … -w json` in `container`; the error says what went wrong.
+async fn etcdctl_page(
+    cluster: &Cluster,
+    container: &str,
+    cmd: Vec<String>,
+) -> Result<EtcdctlListing, String> {
+    let out = crate::docker::exec(cluster.docker(), container, cmd, vec!["ETCDCTL_API=3".into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.exit_code != 0 {
+        return Err(format!(
+            "etcdctl exited {}: {}",
+            out.exit_code,
+            out.stderr.trim()
+        ));
+    }
+    serde_json::from_str(&out.stdout).map_err(|e| {
+        format!(
+            "etcdctl printed no JSON listing ({e}): {}",
+            out.stdout.chars().take(200).collect::<String>()
+        )
+    })
 }
