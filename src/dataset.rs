@@ -107,34 +107,34 @@ pub async fn load(
     let starts: Vec<usize> = range.clone().step_by(batch).collect();
     let end = range.end;
     let mut batches = futures_util::stream::iter(starts.into_iter().map(|start| {
-            let mut c = client.clone();
-            async move {
-                let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
-                let ops: Vec<TxnOp> = idx
-                    .iter()
-                    .map(|&i| TxnOp::put(dataset.key(i), dataset.value(i), None))
-                    .collect();
-                let resp =
-                    tokio::time::timeout(Duration::from_secs(30), c.txn(Txn::new().and_then(ops)))
-                        .await
-                        .map_err(|_| {
-                            Error::Failed(format!(
-                                "loading {}: no answer from {member} within 30 s",
-                                dataset.key(start)
-                            ))
-                        })?
-                        .map_err(Error::etcd(
-                            member,
-                            format!("loading keys from {}", dataset.key(start)),
-                        ))?;
-                let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-                Ok(idx.into_iter().map(move |i| Ack {
-                    index: i as u32,
-                    revision,
-                }))
-            }
-        }))
-        .buffer_unordered(concurrency.max(1));
+        let mut c = client.clone();
+        async move {
+            let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
+            let ops: Vec<TxnOp> = idx
+                .iter()
+                .map(|&i| TxnOp::put(dataset.key(i), dataset.value(i), None))
+                .collect();
+            let resp =
+                tokio::time::timeout(Duration::from_secs(30), c.txn(Txn::new().and_then(ops)))
+                    .await
+                    .map_err(|_| {
+                        Error::Failed(format!(
+                            "loading {}: no answer from {member} within 30 s",
+                            dataset.key(start)
+                        ))
+                    })?
+                    .map_err(Error::etcd(
+                        member,
+                        format!("loading keys from {}", dataset.key(start)),
+                    ))?;
+            let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            Ok(idx.into_iter().map(move |i| Ack {
+                index: i as u32,
+                revision,
+            }))
+        }
+    }))
+    .buffer_unordered(concurrency.max(1));
     // Appended as batches complete, so the log is the only copy of the acks.
     let mut log = AckLog {
         acks: Vec::with_capacity(range.len()),

@@ -153,7 +153,12 @@ pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) 
         timed(check_hashkv(cluster)),
         timed(check_membership(cluster, exp)),
         timed(check_new_write(cluster)),
-        timed(check_etcdctl(cluster, exp.dataset, &wanted, opts.etcdctl_page)),
+        timed(check_etcdctl(
+            cluster,
+            exp.dataset,
+            &wanted,
+            opts.etcdctl_page
+        )),
     );
     let checks = vec![data, hashkv, membership, new_write, etcdctl];
     Verification {
@@ -574,9 +579,14 @@ async fn etcdctl_page(
     container: &str,
     cmd: Vec<String>,
 ) -> Result<EtcdctlListing, String> {
-    let out = crate::docker::exec(cluster.docker(), container, cmd, vec!["ETCDCTL_API=3".into()])
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = crate::docker::exec(
+        cluster.docker(),
+        container,
+        cmd,
+        vec!["ETCDCTL_API=3".into()],
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if out.exit_code != 0 {
         return Err(format!(
             "etcdctl exited {}: {}",

@@ -419,7 +419,9 @@ async fn the_verifier_passes_a_faithful_restore_and_fails_once_a_value_is_change
     let etcdctl = v.checks.iter().find(|c| c.name == "etcdctl-keys").unwrap();
     assert!(etcdctl.passed, "{etcdctl:?}");
     assert!(
-        etcdctl.detail.contains("listed 400 of the 400 expected keys (in 7 page(s)"),
+        etcdctl
+            .detail
+            .contains("listed 400 of the 400 expected keys (in 7 page(s)"),
         "{etcdctl:?}"
     );
 
