@@ -437,7 +437,10 @@ async fn the_verifier_passes_a_faithful_restore_and_fails_once_a_value_is_change
     let v = verify::verify(&t.cluster, &expected(&t, rev)).await;
     let data = v.checks.iter().find(|c| c.name == "data").unwrap();
     assert!(!v.passed() && !data.passed, "{data:?}");
-    assert!(data.detail.contains("1 with wrong values"), "{data:?}");
+    assert!(
+        data.detail.contains(&format!("wrong value 1 (e.g. {key})")),
+        "{data:?}"
+    );
 
     // A key nobody wrote appears, and an acknowledged one disappears: the data check counts
     // both, and the operator's etcdctl listing no longer matches either.
@@ -449,7 +452,10 @@ async fn the_verifier_passes_a_faithful_restore_and_fails_once_a_value_is_change
     let v = verify::verify_with(&t.cluster, &expected(&t, rev), &paged).await;
     let data = v.checks.iter().find(|c| c.name == "data").unwrap();
     assert!(
-        data.detail.contains("1 missing") && data.detail.contains("1 unexpected"),
+        data.detail.contains("missing 1")
+            && data
+                .detail
+                .contains("unexpected 1 (e.g. /registry/pods/ns-00/intruder)"),
         "{data:?}"
     );
     let etcdctl = v.checks.iter().find(|c| c.name == "etcdctl-keys").unwrap();
