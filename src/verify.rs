@@ -140,6 +140,7 @@ impl Default for Options {
 pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) -> Verification {
     let t0 = Instant::now();
     let wanted = Wanted::new(exp);
+    let bounds = range_bounds(exp.dataset, &wanted);
     // Independent checks, run at once: the new write lands outside /registry/ and HashKV
     // compares all members at one fixed revision, so they cannot disturb each other. The
     // full scans (data, etcdctl) go to different members, so two etcd processes share the
@@ -147,7 +148,7 @@ pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) 
     let mut keys_verified = 0;
     let (data, hashkv, membership, new_write, etcdctl) = tokio::join!(
         timed(async {
-            let (c, n) = check_data(cluster, exp, &wanted).await;
+            let (c, n) = check_data(cluster, exp, &wanted, &bounds).await;
             keys_verified = n;
             c
         }),
@@ -158,6 +159,7 @@ pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) 
             cluster,
             exp.dataset,
             &wanted,
+            &bounds,
             opts.etcdctl_page
         )),
     );
@@ -174,7 +176,12 @@ pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) 
 /// Reads all of `/registry/`, a few key ranges at once spread over the members, and
 /// compares with what was acknowledged, regenerating each expected value from the
 /// dataset's seed.
-async fn check_data(cluster: &Cluster, exp: &Expected<'_>, wanted: &Wanted) -> (Check, usize) {
+async fn check_data(
+    cluster: &Cluster,
+    exp: &Expected<'_>,
+    wanted: &Wanted,
+    bounds: &[Vec<u8>],
+) -> (Check, usize) {
     let name = "data";
     if cluster.members.is_empty() {
         return (check(name, false, "no members"), 0);
@@ -186,22 +193,6 @@ async fn check_data(cluster: &Cluster, exp: &Expected<'_>, wanted: &Wanted) -> (
             Err(e) => return (check(name, false, e.to_string()), 0),
         }
     }
-    // Many short ranges rather than one long one paged through: etcd (3.5) counts every
-    // key from a request's start to its range end whatever the limit, so paging a million
-    // keys 1000 at a time walks the index half a billion times. Bounds at every
-    // RANGE_KEYS-th wanted key (sorted) make each request count about that many; together
-    // the ranges still cover every key under /registry/, expected or not, and a range
-    // holding more than a page is paged.
-    let mut keys: Vec<String> = (0..wanted.state.len())
-        .filter(|&i| wanted.state[i] == WANT)
-        .step_by(RANGE_KEYS)
-        .map(|i| exp.dataset.key(i))
-        .collect();
-    keys.sort_unstable();
-    let mut bounds = vec![PREFIX.as_bytes().to_vec()];
-    bounds.extend(keys.into_iter().map(String::into_bytes));
-    bounds.dedup();
-    bounds.push(prefix_end(PREFIX));
     let scans = bounds.windows(2).enumerate().map(|(r, w)| {
         let (member, c) = &clients[r % clients.len()];
         let scan = scan_range(c.clone(), exp.dataset, wanted, w[0].clone(), w[1].clone());
@@ -238,7 +229,37 @@ async fn check_data(cluster: &Cluster, exp: &Expected<'_>, wanted: &Wanted) -> (
     (check(name, ok, detail), matched)
 }
 
-/// Wanted keys per range of the data check.
+/// Cuts `/registry/` into ranges of about RANGE_KEYS wanted keys: the first bound is the
+/// prefix, the last its end, so the ranges cover every key under it, expected or not.
+fn range_bounds(dataset: &Dataset, wanted: &Wanted) -> Vec<Vec<u8>> {
+    // Many short ranges rather than one long one paged through: etcd (3.5) counts every
+    // key from a request's start to its range end whatever the limit, so paging a million
+    // keys 1000 at a time walks the index half a billion times. Bounds at one wanted key
+    // in RANGE_KEYS, picked by a hash of its index (a fixed stride would follow the
+    // dataset's layout and leave half the key types in a few huge ranges), make each
+    // request count about that many; together the ranges still cover every key under
+    // /registry/, expected or not, and a range holding more than a page is paged.
+    let mut keys: Vec<String> = (0..wanted.state.len())
+        .filter(|&i| wanted.state[i] == WANT && splitmix64(i as u64) % RANGE_KEYS as u64 == 0)
+        .map(|i| dataset.key(i))
+        .collect();
+    keys.sort_unstable();
+    let mut bounds = vec![PREFIX.as_bytes().to_vec()];
+    bounds.extend(keys.into_iter().map(String::into_bytes));
+    bounds.dedup();
+    bounds.push(prefix_end(PREFIX));
+    bounds
+}
+
+/// A well-mixed hash (SplitMix64's finaliser), for picking an even sample of indexes.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Wanted keys per range of the data check, on average.
 const RANGE_KEYS: usize = 500;
 /// Ranges read at once by the data check.
 const RANGES_IN_FLIGHT: usize = 4;
@@ -483,13 +504,15 @@ async fn check_new_write(cluster: &Cluster) -> Check {
 }
 
 /// As the seed does with the official client: `etcdctl get /registry/ --prefix --keys-only`
-/// inside a member container returns exactly the expected keys. The listing is paged
-/// (`--limit`, each page starting at the last key of the one before), so a million keys
-/// neither hit etcdctl's command timeout nor sit in the harness's memory at once.
+/// inside a member container returns exactly the expected keys. Past `page_size` keys the
+/// listing is split into ranges and paged (`--limit`, a page starting at the last key of
+/// the one before), so a million keys neither hit etcdctl's command timeout nor sit in
+/// the harness's memory at once.
 async fn check_etcdctl(
     cluster: &Cluster,
     dataset: &Dataset,
     wanted: &Wanted,
+    bounds: &[Vec<u8>],
     page_size: usize,
 ) -> Check {
     let name = "etcdctl-keys";
@@ -512,65 +535,79 @@ async fn check_etcdctl(
             format!("--key={CONTAINER_PKI_DIR}/client-key.pem"),
         ]);
     }
-    let end = String::from_utf8(prefix_end(PREFIX)).expect("ASCII prefix");
+    // Ranges of about a page each, cut at the data check's bounds: within a range,
+    // etcd's count per request stays short (see check_data). One range is exactly the
+    // seed's command.
+    let per = (page_size / RANGE_KEYS).max(1);
+    let mut cuts: Vec<&[u8]> = bounds.iter().step_by(per).map(Vec::as_slice).collect();
+    cuts.push(bounds.last().expect("bounds end at the prefix end"));
+    cuts.dedup();
     // Exactly the wanted keys, each once: count them and flag anything else.
     let mut listed = vec![false; wanted.state.len()];
     let (mut count, mut stray, mut pages) = (0usize, None, 0);
-    let mut from: Option<String> = None;
-    loop {
-        let mut cmd = base.clone();
-        cmd.push("get".into());
-        match &from {
-            None => cmd.extend([PREFIX.into(), "--prefix".into()]),
-            Some(k) => cmd.extend([k.clone(), end.clone()]),
-        }
-        cmd.extend([
-            "--keys-only".into(),
-            format!("--limit={page_size}"),
-            // JSON is one write; the plain format's line-per-write costs more than the read.
-            "--write-out=json".into(),
-        ]);
-        let page = match etcdctl_page(cluster, &m.container, cmd).await {
-            Ok(p) => p,
+    for w in cuts.windows(2) {
+        let as_arg = |k: &[u8]| {
+            String::from_utf8(k.to_vec()).map_err(|e| {
+                format!(
+                    "cannot page etcdctl's listing past the key {:?}: not UTF-8, so not an argument etcdctl can take",
+                    String::from_utf8_lossy(e.as_bytes())
+                )
+            })
+        };
+        let whole_prefix = cuts.len() == 2;
+        let end = match as_arg(w[1]) {
+            Ok(e) => e,
             Err(e) => return check(name, false, e),
         };
-        pages += 1;
-        let mut last = None;
-        for (n, kv) in page.kvs.iter().enumerate() {
-            use base64::Engine;
-            let key = base64::engine::general_purpose::STANDARD
-                .decode(&kv.key)
-                .unwrap_or_else(|_| kv.key.clone().into_bytes());
-            // A page starts at the key the previous one ended with.
-            if n == 0 && from.as_deref().map(str::as_bytes) == Some(key.as_slice()) {
-                continue;
-            }
-            match wanted.lookup(dataset, &key) {
-                Some((i, WANT)) if !listed[i] => {
-                    listed[i] = true;
-                    count += 1;
-                }
-                _ => {
-                    stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
+        // The key a page resumes from: the last one the page before listed.
+        let mut resume: Option<Vec<u8>> = None;
+        loop {
+            let mut cmd = base.clone();
+            cmd.push("get".into());
+            let from = resume.as_deref().unwrap_or(w[0]);
+            if whole_prefix && resume.is_none() {
+                cmd.extend([PREFIX.into(), "--prefix".into()]);
+            } else {
+                match as_arg(from) {
+                    Ok(f) => cmd.extend([f, end.clone()]),
+                    Err(e) => return check(name, false, e),
                 }
             }
-            last = Some(key);
-        }
-        match last {
-            Some(k) if page.more => match String::from_utf8(k) {
-                Ok(k) => from = Some(k),
-                Err(e) => {
-                    return check(
-                        name,
-                        false,
-                        format!(
-                            "cannot page etcdctl's listing past the key {:?}: not UTF-8, so not an argument etcdctl can take",
-                            String::from_utf8_lossy(e.as_bytes())
-                        ),
-                    );
+            cmd.extend([
+                "--keys-only".into(),
+                format!("--limit={page_size}"),
+                // JSON is one write; the plain format's line-per-write costs more than the read.
+                "--write-out=json".into(),
+            ]);
+            let page = match etcdctl_page(cluster, &m.container, cmd).await {
+                Ok(p) => p,
+                Err(e) => return check(name, false, e),
+            };
+            pages += 1;
+            let mut last = None;
+            for (n, kv) in page.kvs.iter().enumerate() {
+                use base64::Engine;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(&kv.key)
+                    .unwrap_or_else(|_| kv.key.clone().into_bytes());
+                if n == 0 && resume.as_deref() == Some(key.as_slice()) {
+                    continue;
                 }
-            },
-            _ => break,
+                match wanted.lookup(dataset, &key) {
+                    Some((i, WANT)) if !listed[i] => {
+                        listed[i] = true;
+                        count += 1;
+                    }
+                    _ => {
+                        stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
+                    }
+                }
+                last = Some(key);
+            }
+            match last {
+                Some(k) if page.more => resume = Some(k),
+                _ => break,
+            }
         }
     }
     let ok = count == wanted.want && stray.is_none();
@@ -630,4 +667,46 @@ async fn etcdctl_page(
             out.stdout.chars().take(200).collect::<String>()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A range much larger than RANGE_KEYS makes etcd count its whole length on every
+    /// page: the data check at a million keys went from 80 s to 9 s when a fixed-stride
+    /// sample, which followed the dataset's layout, became a hashed one.
+    #[test]
+    fn range_bounds_cover_the_prefix_in_even_short_ranges() {
+        let n = 100_000;
+        let ds = Dataset {
+            keys: n,
+            value_size: 16,
+            seed: 1,
+        };
+        let wanted = Wanted {
+            state: vec![WANT; n],
+            want: n,
+            lost: 0,
+        };
+        let bounds = range_bounds(&ds, &wanted);
+        assert_eq!(bounds.first().unwrap(), PREFIX.as_bytes());
+        assert_eq!(bounds.last().unwrap(), &prefix_end(PREFIX));
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bounds must ascend");
+        let ranges = bounds.len() - 1;
+        assert!(
+            (n / RANGE_KEYS * 8 / 10..n / RANGE_KEYS * 12 / 10).contains(&ranges),
+            "{ranges} ranges"
+        );
+        let mut per_range = vec![0usize; ranges];
+        for i in 0..n {
+            let k = ds.key(i).into_bytes();
+            per_range[bounds.partition_point(|b| *b <= k) - 1] += 1;
+        }
+        let largest = per_range.iter().max().unwrap();
+        assert!(
+            *largest <= 8 * RANGE_KEYS,
+            "a range of {largest} keys (want about {RANGE_KEYS})"
+        );
+    }
 }
