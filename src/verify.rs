@@ -481,24 +481,30 @@ async fn check_new_write(cluster: &Cluster) -> Check {
         }
         Err(e) => return check(name, false, e.to_string()),
     }
+    // Why each member failed, so a failure says whether it was an error or a wrong value.
     let mut bad = vec![];
     for m in &cluster.members {
         let got = match cluster.client(m).await {
-            Ok(mut c) => c
-                .get(key, None)
-                .await
-                .ok()
-                .and_then(|r| r.kvs().first().map(|kv| kv.value().to_vec())),
-            Err(_) => None,
+            Ok(mut c) => c.get(key, None).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        if got.as_deref() != Some(value.as_bytes()) {
-            bad.push(m.name.clone());
+        match got {
+            Ok(r) => match r.kvs().first() {
+                Some(kv) if kv.value() == value.as_bytes() => {}
+                Some(kv) => bad.push(format!(
+                    "{}: read {:?}",
+                    m.name,
+                    String::from_utf8_lossy(kv.value())
+                )),
+                None => bad.push(format!("{}: key absent", m.name)),
+            },
+            Err(e) => bad.push(format!("{}: {e}", m.name)),
         }
     }
     let detail = if bad.is_empty() {
         "written and read back through every member".to_string()
     } else {
-        format!("not read back through {bad:?}")
+        format!("not read back: {}", bad.join("; "))
     };
     check(name, bad.is_empty(), detail)
 }
