@@ -510,10 +510,12 @@ async fn check_new_write(cluster: &Cluster) -> Check {
 }
 
 /// As the seed does with the official client: `etcdctl get /registry/ --prefix --keys-only`
-/// inside a member container returns exactly the expected keys. Past `page_size` keys the
-/// listing is split into ranges and paged (`--limit`, a page starting at the last key of
-/// the one before), so a million keys neither hit etcdctl's command timeout nor sit in
-/// the harness's memory at once.
+/// inside a member container returns exactly the expected keys. The listing is cut into
+/// ranges at the data check's bounds, two at a time in two members' containers (etcdctl
+/// and etcd's read of every value dominate this check, and each range is half the wait),
+/// and a range larger than `page_size` is paged (`--limit`, a page starting at the last
+/// key of the one before), so neither etcdctl's command timeout nor the harness's memory
+/// grows with the data.
 async fn check_etcdctl(
     cluster: &Cluster,
     dataset: &Dataset,
@@ -522,9 +524,9 @@ async fn check_etcdctl(
     page_size: usize,
 ) -> Check {
     let name = "etcdctl-keys";
-    let Some(m) = cluster.members.first() else {
+    if cluster.members.is_empty() {
         return check(name, false, "no members");
-    };
+    }
     let mut base = vec![
         format!("{}/etcdctl", crate::image::BIN_DIR),
         format!(
@@ -541,78 +543,41 @@ async fn check_etcdctl(
             format!("--key={CONTAINER_PKI_DIR}/client-key.pem"),
         ]);
     }
-    // Ranges of about a page each, cut at the data check's bounds: within a range,
-    // etcd's count per request stays short (see check_data). One range is exactly the
-    // seed's command.
-    let per = (page_size / RANGE_KEYS).max(1);
+    // About a page per range, and at least one range per call in flight; within a range
+    // etcd's count per request stays short (see check_data).
+    let ranges = wanted
+        .want
+        .div_ceil(page_size.max(1))
+        .max(ETCDCTL_IN_FLIGHT)
+        .min(bounds.len() - 1)
+        .max(1);
+    let per = (bounds.len() - 1).div_ceil(ranges);
     let mut cuts: Vec<&[u8]> = bounds.iter().step_by(per).map(Vec::as_slice).collect();
     cuts.push(bounds.last().expect("bounds end at the prefix end"));
     cuts.dedup();
+    let listings = cuts.windows(2).enumerate().map(|(r, w)| {
+        let m = &cluster.members[r % cluster.members.len()];
+        etcdctl_range(cluster, &m.container, &base, w[0], w[1], page_size)
+    });
+    let mut listings = futures_util::stream::iter(listings).buffer_unordered(ETCDCTL_IN_FLIGHT);
     // Exactly the wanted keys, each once: count them and flag anything else.
     let mut listed = vec![false; wanted.state.len()];
     let (mut count, mut stray, mut pages) = (0usize, None, 0);
-    for w in cuts.windows(2) {
-        let as_arg = |k: &[u8]| {
-            String::from_utf8(k.to_vec()).map_err(|e| {
-                format!(
-                    "cannot page etcdctl's listing past the key {:?}: not UTF-8, so not an argument etcdctl can take",
-                    String::from_utf8_lossy(e.as_bytes())
-                )
-            })
-        };
-        let whole_prefix = cuts.len() == 2;
-        let end = match as_arg(w[1]) {
-            Ok(e) => e,
+    while let Some(r) = listings.next().await {
+        let (keys, n) = match r {
+            Ok(l) => l,
             Err(e) => return check(name, false, e),
         };
-        // The key a page resumes from: the last one the page before listed.
-        let mut resume: Option<Vec<u8>> = None;
-        loop {
-            let mut cmd = base.clone();
-            cmd.push("get".into());
-            let from = resume.as_deref().unwrap_or(w[0]);
-            if whole_prefix && resume.is_none() {
-                cmd.extend([PREFIX.into(), "--prefix".into()]);
-            } else {
-                match as_arg(from) {
-                    Ok(f) => cmd.extend([f, end.clone()]),
-                    Err(e) => return check(name, false, e),
+        pages += n;
+        for key in keys {
+            match wanted.lookup(dataset, &key) {
+                Some((i, WANT)) if !listed[i] => {
+                    listed[i] = true;
+                    count += 1;
                 }
-            }
-            cmd.extend([
-                "--keys-only".into(),
-                format!("--limit={page_size}"),
-                // JSON is one write; the plain format's line-per-write costs more than the read.
-                "--write-out=json".into(),
-            ]);
-            let page = match etcdctl_page(cluster, &m.container, cmd).await {
-                Ok(p) => p,
-                Err(e) => return check(name, false, e),
-            };
-            pages += 1;
-            let mut last = None;
-            for (n, kv) in page.kvs.iter().enumerate() {
-                use base64::Engine;
-                let key = base64::engine::general_purpose::STANDARD
-                    .decode(&kv.key)
-                    .unwrap_or_else(|_| kv.key.clone().into_bytes());
-                if n == 0 && resume.as_deref() == Some(key.as_slice()) {
-                    continue;
+                _ => {
+                    stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
                 }
-                match wanted.lookup(dataset, &key) {
-                    Some((i, WANT)) if !listed[i] => {
-                        listed[i] = true;
-                        count += 1;
-                    }
-                    _ => {
-                        stray.get_or_insert_with(|| String::from_utf8_lossy(&key).into_owned());
-                    }
-                }
-                last = Some(key);
-            }
-            match last {
-                Some(k) if page.more => resume = Some(k),
-                _ => break,
             }
         }
     }
@@ -621,9 +586,9 @@ async fn check_etcdctl(
         name,
         ok,
         format!(
-            "etcdctl in {} listed {count} of the {} expected keys (in {pages} page(s) of at most {page_size}){}",
-            m.container,
+            "etcdctl listed {count} of the {} expected keys (in {} range(s), {pages} call(s) of at most {page_size} keys){}",
             wanted.want,
+            cuts.len() - 1,
             match &stray {
                 None => String::new(),
                 Some(k) =>
@@ -631,6 +596,67 @@ async fn check_etcdctl(
             }
         ),
     )
+}
+
+/// etcdctl calls in flight in the etcdctl check.
+const ETCDCTL_IN_FLIGHT: usize = 2;
+
+/// Lists the keys in `[lo, hi)` with etcdctl in `container`, paging past `page_size`;
+/// returns them and how many calls it took. The whole prefix is asked for as the seed
+/// asks: `get /registry/ --prefix`.
+async fn etcdctl_range(
+    cluster: &Cluster,
+    container: &str,
+    base: &[String],
+    lo: &[u8],
+    hi: &[u8],
+    page_size: usize,
+) -> Result<(Vec<Vec<u8>>, usize), String> {
+    let as_arg = |k: &[u8]| {
+        String::from_utf8(k.to_vec()).map_err(|e| {
+            format!(
+                "cannot page etcdctl's listing past the key {:?}: not UTF-8, so not an argument etcdctl can take",
+                String::from_utf8_lossy(e.as_bytes())
+            )
+        })
+    };
+    let whole_prefix = lo == PREFIX.as_bytes() && hi == prefix_end(PREFIX).as_slice();
+    let end = as_arg(hi)?;
+    let (mut keys, mut calls) = (vec![], 0);
+    // The key a page resumes from: the last one the page before listed.
+    let mut resume: Option<Vec<u8>> = None;
+    loop {
+        let mut cmd = base.to_vec();
+        cmd.push("get".into());
+        if whole_prefix && resume.is_none() {
+            cmd.extend([PREFIX.into(), "--prefix".into()]);
+        } else {
+            cmd.extend([as_arg(resume.as_deref().unwrap_or(lo))?, end.clone()]);
+        }
+        cmd.extend([
+            "--keys-only".into(),
+            format!("--limit={page_size}"),
+            // JSON is one write; the plain format's line-per-write costs more than the read.
+            "--write-out=json".into(),
+        ]);
+        let page = etcdctl_page(cluster, container, cmd).await?;
+        calls += 1;
+        let before = keys.len();
+        for (n, kv) in page.kvs.iter().enumerate() {
+            use base64::Engine;
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(&kv.key)
+                .unwrap_or_else(|_| kv.key.clone().into_bytes());
+            if n == 0 && resume.as_deref() == Some(key.as_slice()) {
+                continue;
+            }
+            keys.push(key);
+        }
+        match keys.last() {
+            Some(k) if page.more && keys.len() > before => resume = Some(k.clone()),
+            _ => return Ok((keys, calls)),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
