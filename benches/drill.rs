@@ -642,17 +642,7 @@ async fn restore(args: &Args) {
         rows.push(j);
     }
     // Peak memory of the harness doing a whole drill at this size, as a separate process.
-    let keys = ds.keys.to_string();
-    let (_, peak, code) = run_child_measured(&[
-        "restore-drill",
-        "--size",
-        "3",
-        "--keys",
-        &keys,
-        "--value-size",
-        "1024",
-        "--json",
-    ]);
+    let (_, peak, code) = restore_drill_child(ds.keys, &[]);
     md.push_str(&phase_md);
     md.push_str(&format!(
         "\nPeak RSS of `etcd-drill restore-drill --size 3 --keys {}` (load, snapshot, disaster, restore, verify): {peak:.0} MiB (exit {code}).\n\
@@ -701,6 +691,24 @@ fn run_child_measured(args: &[&str]) -> (String, f64, i32) {
     (out, ru.ru_maxrss as f64 / 1024.0, code)
 }
 
+/// `etcd-drill restore-drill --size 3 --keys KEYS --value-size 1024 --json EXTRA…` as a
+/// child: its stdout, its peak RSS (MiB) and its exit code.
+fn restore_drill_child(keys: usize, extra: &[&str]) -> (String, f64, i32) {
+    let keys = keys.to_string();
+    let mut args = vec![
+        "restore-drill",
+        "--size",
+        "3",
+        "--keys",
+        &keys,
+        "--value-size",
+        "1024",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    run_child_measured(&args)
+}
+
 /// The large case of issue #4: 1 GiB (1,000,000 keys × 1 KiB) restored into 3 members.
 /// First through the CLI as a user runs it, for the RTO it reports and the harness's peak
 /// memory; then in process against the floor and the docker-CLI procedure, as the
@@ -712,7 +720,6 @@ async fn restore_1gib(args: &Args) {
         value_size: 1024,
         seed: 1,
     };
-    let keys = ds.keys.to_string();
     let mut runs_json = vec![];
     let (mut rtos, mut rss_all) = (vec![], vec![]);
     let mut md = String::from(
@@ -722,18 +729,7 @@ async fn restore_1gib(args: &Args) {
          |---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for run in 1..=args.large_runs {
-        let (out, rss, code) = run_child_measured(&[
-            "restore-drill",
-            "--size",
-            "3",
-            "--keys",
-            &keys,
-            "--value-size",
-            "1024",
-            "--disaster",
-            "all",
-            "--json",
-        ]);
+        let (out, rss, code) = restore_drill_child(ds.keys, &["--disaster", "all"]);
         let r: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| {
             panic!("restore-drill exited {code} without a JSON report ({e}): {out}")
         });
