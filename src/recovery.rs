@@ -349,7 +349,7 @@ pub async fn recover(
     let (checked, stopped) = tokio::join!(check, stop);
     let stopped = stopped?;
     let (file, _) = checked?;
-    clock.lap_at("stop-survivors", stopped.min(Instant::now()));
+    clock.lap_at("stop-survivors", stopped);
     clock.lap("snapshot-checked");
     let status = backup.status.clone();
     let per_member = restore_and_start(
@@ -531,27 +531,39 @@ pub async fn restore_cluster(
     names: &[String],
     opts: &RestoreOptions,
 ) -> Result<Vec<Phase>> {
+    let initial = reset_for_restore(cluster, names).await?;
+    let c: &Cluster = cluster;
+    futures_util::future::try_join_all(c.members.iter().map(|m| {
+        let f = per_member.get(&m.name).map_or(file, String::as_str);
+        create_and_restore(c, m, &initial, source, f, opts)
+    }))
+    .await
+}
+
+/// Replaces the members with `names` under a new cluster token; returns the
+/// `--initial-cluster` they are restored with.
+async fn reset_for_restore(cluster: &mut Cluster, names: &[String]) -> Result<String> {
     let token = format!("{}-restored-{:08x}", cluster.name(), rand::random::<u32>());
     cluster.reset_members(names, token).await?;
-    let initial = cluster.initial_cluster();
-    let c: &Cluster = cluster;
-    let results = futures_util::future::try_join_all(c.members.iter().map(|m| {
-        let initial = initial.clone();
-        let f = per_member
-            .get(&m.name)
-            .cloned()
-            .unwrap_or_else(|| file.to_string());
-        async move {
-            c.create_member(m, &initial, "new").await?;
-            let secs = snapshot::restore_member(c, m, source, &f, opts).await?;
-            Ok::<_, Error>(Phase {
-                name: m.name.clone(),
-                seconds: secs,
-            })
-        }
-    }))
-    .await?;
-    Ok(results)
+    Ok(cluster.initial_cluster())
+}
+
+/// Creates member `m` on its fresh volume and restores `file` into it; the phase is the
+/// restore tool's own time.
+async fn create_and_restore(
+    c: &Cluster,
+    m: &crate::cluster::Member,
+    initial: &str,
+    source: &SnapshotSource,
+    file: &str,
+    opts: &RestoreOptions,
+) -> Result<Phase> {
+    c.create_member(m, initial, "new").await?;
+    let secs = snapshot::restore_member(c, m, source, file, opts).await?;
+    Ok(Phase {
+        name: m.name.clone(),
+        seconds: secs,
+    })
 }
 
 /// Restores every member in `names` from `file` at `source`, starts them and waits for a
@@ -567,26 +579,14 @@ pub async fn restore_and_start(
     opts: &RestoreOptions,
     mut lap: impl FnMut(&str, Instant),
 ) -> Result<Vec<Phase>> {
-    let token = format!("{}-restored-{:08x}", cluster.name(), rand::random::<u32>());
-    cluster.reset_members(names, token).await?;
-    let initial = cluster.initial_cluster();
+    let initial = reset_for_restore(cluster, names).await?;
     let c: &Cluster = cluster;
-    let done = futures_util::future::try_join_all(c.members.iter().map(|m| {
-        let initial = initial.clone();
-        async move {
-            c.create_member(m, &initial, "new").await?;
-            let secs = snapshot::restore_member(c, m, source, file, opts).await?;
-            let restored = Instant::now();
-            c.start_member(m).await?;
-            Ok::<_, Error>((
-                Phase {
-                    name: m.name.clone(),
-                    seconds: secs,
-                },
-                restored,
-                Instant::now(),
-            ))
-        }
+    let initial = initial.as_str();
+    let done = futures_util::future::try_join_all(c.members.iter().map(|m| async move {
+        let phase = create_and_restore(c, m, initial, source, file, opts).await?;
+        let restored = Instant::now();
+        c.start_member(m).await?;
+        Ok::<_, Error>((phase, restored, Instant::now()))
     }))
     .await?;
     let last = |f: fn(&(Phase, Instant, Instant)) -> Instant| {
