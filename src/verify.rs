@@ -63,7 +63,27 @@ impl Verification {
     }
 }
 
+/// Keys per page of the data check, at most; fewer when values are large (see [`page_limit`]).
 const PAGE: i64 = 1000;
+/// What a page of the data check aims to stay under: far below [`MAX_RESPONSE`], so
+/// a few unexpected oversized values still fit.
+const PAGE_BYTES: usize = 2 << 20;
+/// The largest response the checks accept. tonic's default, 4 MiB, is less than a thousand
+/// 8 KiB values (Kubernetes objects are often that big): a page sized for small values
+/// would turn a good restore into a failed check.
+pub(crate) const MAX_RESPONSE: usize = 64 << 20;
+
+/// Keys per page for values of `value_size` bytes: at most [`PAGE`], and about
+/// [`PAGE_BYTES`] of response.
+fn page_limit(value_size: usize) -> i64 {
+    // A key under /registry/ and the revisions beside it: well under 128 bytes.
+    (PAGE_BYTES / (value_size + 128)).clamp(1, PAGE as usize) as i64
+}
+
+/// A KV client for one member that takes responses up to [`MAX_RESPONSE`].
+pub(crate) fn roomy_kv(c: &etcd_client::Client) -> etcd_client::KvClient {
+    c.kv_client().max_decoding_message_size(MAX_RESPONSE)
+}
 
 /// What the restored cluster must hold, by dataset index: one byte per key, so a million
 /// keys cost a megabyte and each lookup is an index, not a string search.
@@ -320,7 +340,7 @@ impl Tally {
 }
 
 async fn scan_range(
-    mut c: etcd_client::Client,
+    c: etcd_client::Client,
     dataset: &Dataset,
     wanted: &Wanted,
     mut from: Vec<u8>,
@@ -328,14 +348,15 @@ async fn scan_range(
 ) -> Result<Tally, etcd_client::Error> {
     let mut t = Tally::default();
     let mut expected = vec![0u8; dataset.value_size];
+    let mut kv = roomy_kv(&c);
     loop {
         // Serializable: each member answers from its own restored data, with no read-index
         // round to the leader per page (HashKV is what compares the members).
         let opts = GetOptions::new()
             .with_range(end.clone())
-            .with_limit(PAGE)
+            .with_limit(page_limit(dataset.value_size))
             .with_serializable();
-        let resp = c.get(from.clone(), Some(opts)).await?;
+        let resp = kv.get(from.clone(), Some(opts)).await?;
         for kv in resp.kvs() {
             t.seen += 1;
             match wanted.lookup(dataset, kv.key()) {
@@ -371,12 +392,127 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 pub async fn verify_hashkv(cluster: &Cluster) -> Verification {
     let t0 = Instant::now();
     Verification {
-        checks: vec![check_hashkv(cluster).await],
+        checks: vec![timed(check_hashkv(cluster)).await],
         keys_verified: 0,
         rpo_writes: 0,
         rpo_revisions: 0,
         seconds: t0.elapsed().as_secs_f64(),
     }
+}
+
+/// Bytes of keys a page of [`check_keys_readable`] aims at.
+pub const KEYSPACE_PAGE_BYTES: usize = 4 << 20;
+
+/// For a keyspace whose content is not known (`verify-snapshot`): lists every key through
+/// the first member, keys only, at one revision, and compares the number listed with etcd's
+/// own count at that revision. Returns the check, the keys listed and the revision.
+pub async fn check_keys_readable(cluster: &Cluster, page_bytes: usize) -> (Check, usize, i64) {
+    let t0 = Instant::now();
+    let name = "keys-readable";
+    let Some(m) = cluster.members.first() else {
+        return (check(name, false, "no members"), 0, 0);
+    };
+    let (mut c, keys, revision) = match list_keyspace(cluster, m, page_bytes).await {
+        Ok(l) if l.keys as i64 == l.counted => (
+            check(
+                name,
+                true,
+                format!(
+                    "{} keys read back through {} at revision {} ({} page(s))",
+                    l.keys, m.name, l.revision, l.pages
+                ),
+            ),
+            l.keys,
+            l.revision,
+        ),
+        Ok(l) => (
+            check(
+                name,
+                false,
+                format!(
+                    "{} keys read back through {} at revision {}, but etcd counts {} there",
+                    l.keys, m.name, l.revision, l.counted
+                ),
+            ),
+            l.keys,
+            l.revision,
+        ),
+        Err(e) => (check(name, false, e), 0, 0),
+    };
+    c.seconds = t0.elapsed().as_secs_f64();
+    (c, keys, revision)
+}
+
+struct Listing {
+    keys: usize,
+    revision: i64,
+    /// What etcd counted in the whole keyspace at `revision`.
+    counted: i64,
+    pages: usize,
+}
+
+/// Pages through the whole keyspace. Pages are sized in bytes from the keys seen so far,
+/// and large: etcd (3.5) counts every key from a request's start to the end of the
+/// keyspace whatever the limit, so a thousand keys a page made a million-key snapshot a
+/// two-minute check. A page that still overflows [`MAX_RESPONSE`] is asked again at half
+/// the size.
+async fn list_keyspace(
+    cluster: &Cluster,
+    m: &crate::cluster::Member,
+    page_bytes: usize,
+) -> Result<Listing, String> {
+    let client = cluster
+        .patient_client(m, std::time::Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut kv = roomy_kv(&client);
+    let mut from = vec![0u8];
+    // Until keys are seen, assume Kubernetes-like ones of about 100 bytes.
+    let mut limit = (page_bytes / 128).clamp(1, 1 << 20) as i64;
+    let (mut keys, mut key_bytes, mut pages) = (0usize, 0usize, 0usize);
+    let (mut revision, mut counted) = (0i64, 0i64);
+    loop {
+        // Key "\0" to range end "\0": every key from `from` on.
+        let mut opts = GetOptions::new()
+            .with_range(vec![0u8])
+            .with_keys_only()
+            .with_limit(limit);
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        let resp = match kv.get(from.clone(), Some(opts)).await {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("message length too large") && limit > 1 => {
+                limit /= 2;
+                continue;
+            }
+            Err(e) => return Err(format!("reading keys through {}: {e}", m.name)),
+        };
+        pages += 1;
+        if revision == 0 {
+            // The first page spans the whole keyspace, so its count is etcd's total.
+            revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+            counted = resp.count();
+        }
+        keys += resp.kvs().len();
+        key_bytes += resp.kvs().iter().map(|kv| kv.key().len()).sum::<usize>();
+        match resp.kvs().last() {
+            Some(last) if resp.more() => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => break,
+        }
+        // A key's revisions and framing add about 32 bytes to it in the response.
+        let per_key = key_bytes / keys.max(1) + 32;
+        limit = (page_bytes / per_key).clamp(1, 1 << 20) as i64;
+    }
+    Ok(Listing {
+        keys,
+        revision,
+        counted,
+        pages,
+    })
 }
 
 /// All members must report the same KV hash at the same revision.
@@ -708,6 +844,19 @@ mod tests {
     /// A range much larger than RANGE_KEYS makes etcd count its whole length on every
     /// page: the data check at a million keys went from 80 s to 9 s when a fixed-stride
     /// sample, which followed the dataset's layout, became a hashed one.
+    #[test]
+    fn pages_shrink_with_the_values_to_stay_far_below_the_response_limit() {
+        assert_eq!(page_limit(256), PAGE);
+        assert_eq!(page_limit(1024), PAGE);
+        for value_size in [1, 256, 1024, 4096, 16 << 10, 256 << 10, 1 << 20] {
+            let n = page_limit(value_size) as usize;
+            assert!((1..=PAGE as usize).contains(&n));
+            assert!(n * (value_size + 128) <= PAGE_BYTES.max(value_size + 128));
+        }
+        assert_eq!(page_limit(1 << 20), 1);
+        assert!(PAGE_BYTES * 4 <= MAX_RESPONSE);
+    }
+
     #[test]
     fn range_bounds_cover_the_prefix_in_even_short_ranges() {
         let n = 100_000;
