@@ -1,4 +1,5 @@
 # Everything a fresh machine with Docker needs is installed here: protoc (for etcd-client),
+# Debian's archive keyring (to fetch the etcd packages with apt-get download),
 # cargo-nextest, and the etcd images (built locally, no registry).
 SHELL := /bin/bash
 BIN := target/release/etcd-drill
@@ -9,6 +10,7 @@ VERSIONS ?= 3.5 3.4
 
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
+	@[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq debian-archive-keyring >/dev/null; }
 	@command -v protoc >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq protobuf-compiler >/dev/null; }
 	@{ command -v iptables >/dev/null && command -v nsenter >/dev/null; } || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iptables util-linux >/dev/null; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest

@@ -238,8 +238,11 @@ async fn cluster_start(args: &Args) {
         }));
     }
     md.push_str("\nTargets (issue #2): 3 members ≤ 0.9 s; 9 members ≤ 2.0 s and ≤ 0.6 × the docker CLI loop.\n");
+    let orders = start_orders(&d, args).await;
+    md.push_str(&orders.1);
     let report = json!({
         "bench": "cluster-start",
+        "start_orders": orders.0,
         "etcd_version": image.version,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "runs": args.runs,
@@ -247,6 +250,45 @@ async fn cluster_start(args: &Args) {
         "sizes": rows,
     });
     write_report("cluster-start", &report, &md);
+}
+
+/// What starting etcd-1 first buys: the largest size started in each of the three orders
+/// etcd-drill knows, at most three runs each (all at once takes seconds a run).
+async fn start_orders(d: &bollard::Docker, args: &Args) -> (serde_json::Value, String) {
+    use etcd_drill::cluster::StartOrder;
+    let size = args.sizes.iter().copied().max().unwrap_or(9);
+    let runs = args.runs.min(3);
+    let mut md = format!(
+        "\n## Start order, {size} members ({runs} runs each, medians)\n\n| order | start → healthy (s) | runs (s) |\n|---|---:|---|\n"
+    );
+    let mut rows = vec![];
+    for (order, label) in [
+        (
+            StartOrder::FirstThenRest,
+            "etcd-1 first, the rest once it serves peers (default)",
+        ),
+        (
+            StartOrder::Sequential,
+            "one `docker start` after another (all created first)",
+        ),
+        (StartOrder::Concurrent, "all at once"),
+    ] {
+        let mut xs = vec![];
+        for _ in 0..runs {
+            let mut spec = ClusterSpec::new(size);
+            spec.name = format!("bench-order-{:06x}", rand::random::<u32>() & 0xff_ffff);
+            spec.start_order = order;
+            let c = Cluster::start(d, spec).await.expect("cluster start");
+            xs.push(c.start_elapsed.as_secs_f64());
+            c.destroy().await.unwrap();
+        }
+        let m = median(&xs);
+        eprintln!("size {size}, {label}: {m:.2}s");
+        let listed: Vec<String> = xs.iter().map(|x| format!("{x:.2}")).collect();
+        md.push_str(&format!("| {label} | {m:.2} | {} |\n", listed.join(", ")));
+        rows.push(json!({"order": order, "size": size, "median_s": m, "runs_s": xs}));
+    }
+    (json!(rows), md)
 }
 
 /// The naive way to fill the table: a fresh cluster per cell, k members failed at once.

@@ -89,7 +89,7 @@ pub enum ImageCommand {
 pub enum ClusterCommand {
     /// Start a cluster, wait until healthy, print it and leave it running.
     Up(UpArgs),
-    /// List running clusters.
+    /// List clusters (every labelled cluster network), with how many members are running.
     Ls {
         #[arg(long)]
         json: bool,
@@ -143,7 +143,7 @@ pub struct QuorumArgs {
     /// How long to watch each cell for an acknowledged write, in ms.
     #[arg(long, default_value_t = 3000)]
     pub window_ms: u64,
-    /// Clusters checked at once (5 measured fastest on 2 cores; see reports/bench/quorum-sweep.md).
+    /// Clusters checked at once (5 measured fastest on 2 cores, against 3 and 9).
     #[arg(long, default_value_t = 5)]
     pub parallel: usize,
     #[arg(long)]
@@ -410,7 +410,7 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
     }
 }
 
-/// The `--json` shape of a cluster, also used by `cluster ls --json`.
+/// The `cluster up --json` shape of a cluster.
 pub fn cluster_json(c: &Cluster) -> serde_json::Value {
     let mut v = json!({
         "name": c.name(),
@@ -656,6 +656,11 @@ async fn drill(args: DrillArgs, run_id: String) -> Result<Outcome> {
         return Err(Error::InvalidInput("--repeat 0: use 1 or more".into()));
     }
     let docker = docker::connect().await?;
+    // A missing image is the environment's fault, not a failed drill: refuse up front
+    // (exit 2, naming the command that builds it) rather than report a run that never began.
+    for l in &loaded {
+        crate::image::resolve(&docker, l.scenario.cluster.version.get_ref()).await?;
+    }
     let opts = crate::drill::DrillOptions {
         seed: args.seed,
         repeat: args.repeat,

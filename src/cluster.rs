@@ -37,7 +37,7 @@ const LABEL_SIZE: &str = "etcd-drill.size";
 const LABEL_TLS: &str = "etcd-drill.tls";
 const LABEL_IMAGE: &str = "etcd-drill.image";
 
-/// How member containers are started. Measured by `make bench`; see README.
+/// How member containers are started. `make bench` times all three (reports/bench/cluster-start.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StartOrder {
@@ -200,7 +200,7 @@ impl Cluster {
     }
 
     /// Validates the spec, resolves the image, creates the cluster's network and describes
-    /// its members (ports, names, certificates) without creating them. The returned value
+    /// its members (names, certificates; client URLs once started) without creating them. The returned value
     /// owns the network: dropping it tears down everything labelled with the cluster name.
     pub async fn create(docker: &Docker, spec: ClusterSpec) -> Result<Cluster> {
         spec.validate()?;

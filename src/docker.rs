@@ -95,7 +95,7 @@ impl Selector {
     }
 }
 
-/// What a selector matches right now; used by `cleanup`, `cluster ls` and leak assertions.
+/// What a selector matches right now; used by `cleanup`, `cluster down` and leak assertions.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Objects {
     pub containers: Vec<String>,

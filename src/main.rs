@@ -1,5 +1,6 @@
 //! Parses the command line and maps outcomes to exit codes; everything else is the library.
 //! 0: ok. 1: a drill ran and its verdict is "fail". 2: bad input or environment.
+//! 130: interrupted (after tearing down what the run started).
 
 use clap::Parser;
 

@@ -1,4 +1,5 @@
-//! Rendering results for people and machines.
+//! The drill report's data model (`report.json`) and the restore drill's text summary; the
+//! report files are rendered in `render`.
 
 use crate::recovery::RestoreDrillReport;
 

@@ -41,6 +41,32 @@ fn no_docker_daemon_exits_2_and_says_how_to_fix_it() {
     assert!(err.contains("DOCKER_HOST"), "{err}");
 }
 
+/// A drill whose image is missing never began: exit 2 with the command that builds the
+/// image, not a failed verdict with a report of a run that did not happen.
+#[test]
+fn a_drill_without_its_image_exits_2_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("noimage.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"noimage\"\n[cluster]\nsize = 1\nversion = \"3.4.0\"\n[[steps]]\nkind = \"load\"\n",
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let (code, _, err) = run(&[
+        "drill",
+        scenario.to_str().unwrap(),
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("build it with `etcd-drill image build --version 3.4`"),
+        "{err}"
+    );
+    assert!(!reports.exists(), "no report for a run that never began");
+}
+
 #[tokio::test]
 async fn cluster_up_json_then_down() {
     let docker = common::docker().await;
