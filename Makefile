@@ -6,7 +6,7 @@ BIN := target/release/etcd-drill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSIONS ?= 3.5 3.4
 
-.PHONY: deps build image test drill bench cleanup
+.PHONY: deps build image test lint drill bench cleanup
 
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
@@ -33,6 +33,11 @@ drill: image
 
 bench: image
 	cargo bench --bench drill -- $(BENCH)
+
+# Formatting and clippy, warnings as errors (CI runs this after the tests).
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
 
 cleanup:
 	$(BIN) cleanup

@@ -713,10 +713,9 @@ impl Cluster {
     /// Creates nothing; a restore follows.
     pub async fn reset_members(&mut self, names: &[String], token: String) -> Result<()> {
         for n in names {
-            if !n
-                .strip_prefix("etcd-")
+            if n.strip_prefix("etcd-")
                 .and_then(|i| i.parse::<usize>().ok())
-                .is_some_and(|i| i >= 1)
+                .is_none_or(|i| i < 1)
             {
                 return Err(Error::InvalidInput(format!(
                     "member name {n:?} must be etcd-<i> with i >= 1"
@@ -730,10 +729,10 @@ impl Cluster {
         let mut members = vec![];
         for n in names {
             let m = self.new_member(n);
-            if let Some(pki) = self.pki.as_mut() {
-                if pki.member_archive(n).is_err() {
-                    pki.add_member(n, &[n.clone(), m.container.clone()])?;
-                }
+            if let Some(pki) = self.pki.as_mut()
+                && pki.member_archive(n).is_err()
+            {
+                pki.add_member(n, &[n.clone(), m.container.clone()])?;
             }
             members.push(m);
         }

@@ -215,6 +215,17 @@ impl Runner<'_> {
             name: name.to_string(),
             passed,
             detail,
+            seconds: None,
+        });
+    }
+
+    fn verified(&mut self, step: usize, ch: &verify::Check) {
+        self.checks.push(CheckRecord {
+            step,
+            name: ch.name.clone(),
+            passed: ch.passed,
+            detail: ch.detail.clone(),
+            seconds: Some(ch.seconds),
         });
     }
 
@@ -490,8 +501,8 @@ impl Runner<'_> {
                     .ok_or_else(|| Error::Failed("no cluster".into()))?;
                 let new = c.replace_member(member).await?;
                 let hk = verify::verify_hashkv(c).await;
-                for ch in hk.checks {
-                    self.check(i, &ch.name, ch.passed, ch.detail);
+                for ch in &hk.checks {
+                    self.verified(i, ch);
                 }
                 Ok(format!("{member} replaced by {new}"))
             }
@@ -523,7 +534,7 @@ impl Runner<'_> {
                 .await;
                 let passed = v.passed();
                 for ch in &v.checks {
-                    self.check(i, &ch.name, ch.passed, ch.detail.clone());
+                    self.verified(i, ch);
                 }
                 if self.restored.is_some() {
                     self.rpo = Some(Rpo {
@@ -665,10 +676,10 @@ async fn run_once(
         r.max_write_gap_s = Some(w.finish().await);
     }
     r.finish_rto();
-    if let Some(c) = r.cluster.take() {
-        if let Err(e) = c.destroy().await {
-            error.get_or_insert_with(|| format!("teardown failed: {e}"));
-        }
+    if let Some(c) = r.cluster.take()
+        && let Err(e) = c.destroy().await
+    {
+        error.get_or_insert_with(|| format!("teardown failed: {e}"));
     }
     progress.finish();
 

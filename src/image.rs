@@ -109,11 +109,11 @@ pub enum Source {
 /// Builds (or re-tags) an image and returns it. Idempotent: an image already present for
 /// the requested line is returned as-is unless `force`.
 pub async fn build(docker: &Docker, source: Source, force: bool) -> Result<EtcdImage> {
-    if let (Source::Debian(line), false) = (&source, force) {
-        if let Ok(img) = resolve(docker, line.as_str()).await {
-            tracing::info!(tag = %img.tag, version = %img.version, "image already present, not rebuilding");
-            return Ok(img);
-        }
+    if let (Source::Debian(line), false) = (&source, force)
+        && let Ok(img) = resolve(docker, line.as_str()).await
+    {
+        tracing::info!(tag = %img.tag, version = %img.version, "image already present, not rebuilding");
+        return Ok(img);
     }
     match source {
         Source::Existing(reference) => adopt_existing(docker, &reference).await,

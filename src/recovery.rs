@@ -177,10 +177,10 @@ pub async fn restore_drill(
     spec.tls = opts.tls;
     spec.run_id = opts.run_id.clone();
     spec.validate()?;
-    if let Some(names) = &opts.restore_members {
-        if names.is_empty() || names.len() > crate::cluster::MAX_SIZE {
-            return Err(Error::InvalidSize { size: names.len() });
-        }
+    if let Some(names) = &opts.restore_members
+        && (names.is_empty() || names.len() > crate::cluster::MAX_SIZE)
+    {
+        return Err(Error::InvalidSize { size: names.len() });
     }
     let restore_image = crate::image::resolve(docker, &restore_version).await?;
     snapshot::check_restore_options(&restore_image, &opts.restore)?;

@@ -427,6 +427,9 @@ pub fn junit_xml(r: &DrillReport) -> Result<String, String> {
         };
         let mut tc = TestCase::new(format!("step{} {}", c.step, c.name), status);
         tc.set_classname(r.scenario.as_str());
+        if let Some(s) = c.seconds {
+            tc.set_time(std::time::Duration::from_secs_f64(s.max(0.0)));
+        }
         suite.add_test_case(tc);
     }
 
@@ -1107,14 +1110,15 @@ pub fn report_html(r: &DrillReport) -> String {
 
     // Checks.
     if !r.checks.is_empty() {
-        h.push_str("<h2>Checks</h2>\n<table><thead><tr><th>step</th><th>check</th><th>result</th><th>detail</th></tr></thead><tbody>\n");
+        h.push_str("<h2>Checks</h2>\n<table><thead><tr><th>step</th><th>check</th><th>result</th><th>seconds</th><th>detail</th></tr></thead><tbody>\n");
         for c in &r.checks {
             let _ = writeln!(
                 h,
-                "<tr><td class=\"num\">{}</td><td>{}</td>{}<td>{}</td></tr>",
+                "<tr><td class=\"num\">{}</td><td>{}</td>{}<td class=\"num\">{}</td><td>{}</td></tr>",
                 c.step,
                 esc(&c.name),
                 ok_cell(c.passed),
+                c.seconds.map(|s| format!("{s:.2}")).unwrap_or_default(),
                 esc(&c.detail)
             );
         }
@@ -1301,7 +1305,7 @@ pub fn comparison_text(c: &Comparison) -> String {
                 (if o == n { "same" } else { "changed" }).into()
             }
             (Some(o), Some(n)) if o == n => "0.0%".into(),
-            (Some(o), Some(n)) if o == 0.0 => (if n > 0.0 { "+inf%" } else { "-inf%" }).into(),
+            (Some(0.0), Some(n)) => (if n > 0.0 { "+inf%" } else { "-inf%" }).into(),
             (Some(o), Some(n)) => format!("{:+.1}%", (n - o) / o.abs() * 100.0),
         }
     };
@@ -1403,6 +1407,7 @@ mod tests {
             name: name.into(),
             passed,
             detail: detail.into(),
+            seconds: None,
         }
     }
 
@@ -1594,6 +1599,8 @@ mod tests {
         let cells = |n: usize, disagree: Option<usize>| -> Vec<(usize, bool, bool)> {
             (0..=n)
                 .map(|k| {
+                    // Survivors against the majority ⌊N/2⌋+1, as the table states it.
+                    #[allow(clippy::int_plus_one)]
                     let predicted = n - k >= n / 2 + 1;
                     (
                         k,
@@ -1876,6 +1883,28 @@ mod tests {
                 .map(|t| t.name.to_string())
                 .collect(),
         )
+    }
+
+    #[test]
+    fn a_timed_check_carries_its_seconds_into_junit_and_json() {
+        let mut r = fixture();
+        r.checks[0].seconds = Some(1.25);
+        let name = format!("step{} {}", r.checks[0].step, r.checks[0].name);
+        let report = Report::deserialize_from_str(&junit_xml(&r).unwrap()).unwrap();
+        let times: Vec<_> = report.test_suites[0]
+            .test_cases
+            .iter()
+            .filter(|t| t.name.as_str().starts_with("step"))
+            .map(|t| (t.name.to_string(), t.time))
+            .collect();
+        for (n, t) in &times {
+            let want = (n == &name).then(|| std::time::Duration::from_millis(1250));
+            assert_eq!(*t, want, "{n}: {times:?}");
+        }
+        // Untimed expectations stay out of report.json rather than claiming 0 s.
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["checks"][0]["seconds"], 1.25);
+        assert!(json["checks"][1].get("seconds").is_none(), "{json}");
     }
 
     #[test]

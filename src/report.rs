@@ -150,6 +150,10 @@ pub struct CheckRecord {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+    /// How long a verification check took (they run concurrently, so these overlap);
+    /// absent for expectations, which are judged from an observation already made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

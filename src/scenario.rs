@@ -420,18 +420,18 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
                 }
                 snapshots.push(name.clone());
             }
-            Step::Fault { target, .. } => {
-                if let Some(t) = target {
-                    check_target(
-                        path,
-                        src,
-                        sp.clone(),
-                        &format!("{field}.target"),
-                        t,
-                        members,
-                        max_index,
-                    )?;
-                }
+            Step::Fault {
+                target: Some(t), ..
+            } => {
+                check_target(
+                    path,
+                    src,
+                    sp.clone(),
+                    &format!("{field}.target"),
+                    t,
+                    members,
+                    max_index,
+                )?;
             }
             Step::Restore {
                 snapshot,
@@ -446,15 +446,15 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
                         "a snapshot step earlier in the scenario",
                     );
                 }
-                if let Some(n) = snapshot {
-                    if !snapshots.iter().any(|s| s.as_deref() == Some(n.as_str())) {
-                        return bad(
-                            sp,
-                            &format!("{field}.snapshot"),
-                            format!("no earlier snapshot is named {n:?}"),
-                            "the name of an earlier snapshot step",
-                        );
-                    }
+                if let Some(n) = snapshot
+                    && !snapshots.iter().any(|s| s.as_deref() == Some(n.as_str()))
+                {
+                    return bad(
+                        sp,
+                        &format!("{field}.snapshot"),
+                        format!("no earlier snapshot is named {n:?}"),
+                        "the name of an earlier snapshot step",
+                    );
                 }
                 if bump_revision.is_some()
                     && crate::image::Line::parse(s.cluster.version.get_ref()).ok()

@@ -236,14 +236,12 @@ impl SnapshotSource {
         volume: &str,
         file: &Path,
     ) -> Result<Self> {
-        if docker::shares_host_filesystem(docker).await {
-            if let Ok(real) = std::fs::canonicalize(file) {
-                if real.file_name() == file.file_name() {
-                    if let Some(dir) = real.parent() {
-                        return Ok(SnapshotSource::HostDir(dir.to_path_buf()));
-                    }
-                }
-            }
+        if docker::shares_host_filesystem(docker).await
+            && let Ok(real) = std::fs::canonicalize(file)
+            && real.file_name() == file.file_name()
+            && let Some(dir) = real.parent()
+        {
+            return Ok(SnapshotSource::HostDir(dir.to_path_buf()));
         }
         Self::copy(docker, image, labels, volume, file).await
     }

@@ -260,7 +260,9 @@ fn range_bounds(dataset: &Dataset, wanted: &Wanted) -> Vec<Vec<u8>> {
     // request count about that many; together the ranges still cover every key under
     // /registry/, expected or not, and a range holding more than a page is paged.
     let mut keys: Vec<String> = (0..wanted.state.len())
-        .filter(|&i| wanted.state[i] == WANT && splitmix64(i as u64) % RANGE_KEYS as u64 == 0)
+        .filter(|&i| {
+            wanted.state[i] == WANT && splitmix64(i as u64).is_multiple_of(RANGE_KEYS as u64)
+        })
         .map(|i| dataset.key(i))
         .collect();
     keys.sort_unstable();
@@ -854,7 +856,7 @@ mod tests {
             assert!(n * (value_size + 128) <= PAGE_BYTES.max(value_size + 128));
         }
         assert_eq!(page_limit(1 << 20), 1);
-        assert!(PAGE_BYTES * 4 <= MAX_RESPONSE);
+        const { assert!(PAGE_BYTES * 4 <= MAX_RESPONSE) };
     }
 
     #[test]

@@ -104,6 +104,13 @@ async fn a_small_drill_passes_and_writes_every_report() {
     );
     assert!(r["rto"]["total_s"].as_f64().unwrap() > 0.0);
     assert_eq!(r["snapshots"].as_array().unwrap().len(), 1);
+    // Each of the verifier's checks carries its own time.
+    let checks = r["checks"].as_array().unwrap();
+    for name in ["data", "hashkv", "membership", "new-write", "etcdctl-keys"] {
+        let c = checks.iter().find(|c| c["name"] == name);
+        let s = c.and_then(|c| c["seconds"].as_f64());
+        assert!(s.is_some_and(|s| s > 0.0), "{name}: {checks:?}");
+    }
     assert!(
         r["fault_events"]
             .as_array()

@@ -45,10 +45,10 @@ async fn wait_caught_up(cluster: &Cluster, member: &str, key: &str, value: &str)
     loop {
         if let Ok(mut c) = cluster.client(m).await {
             let opts = etcd_client::GetOptions::new().with_serializable();
-            if let Ok(r) = c.get(key, Some(opts)).await {
-                if r.kvs().first().map(|kv| kv.value()) == Some(value.as_bytes()) {
-                    return;
-                }
+            if let Ok(r) = c.get(key, Some(opts)).await
+                && r.kvs().first().map(|kv| kv.value()) == Some(value.as_bytes())
+            {
+                return;
             }
         }
         assert!(

@@ -137,8 +137,7 @@ async fn restoring_3_5_with_3_4_or_bumping_revisions_on_3_4_is_refused_up_front(
     o.restore_version = Some("3.4".into());
     let err = recovery::restore_drill(&docker, &o)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string().contains("does not support downgrades"),
         "{err}"
@@ -148,8 +147,7 @@ async fn restoring_3_5_with_3_4_or_bumping_revisions_on_3_4_is_refused_up_front(
     o.restore.bump_revision = Some(1000);
     let err = recovery::restore_drill(&docker, &o)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         err.to_string()
             .contains("--bump-revision needs etcdutl from etcd 3.5"),
@@ -328,8 +326,7 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
     for (path, why) in &cases {
         let err = recovery::verify_snapshot(&docker, path, 1, "3.5", false, &run)
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(matches!(err, Error::BadSnapshot { .. }), "{err:?}");
         assert!(err.to_string().contains(why), "{}: {err}", path.display());
     }
@@ -347,8 +344,7 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
     // Garbage stays garbage even with --skip-hash-check: etcdutl cannot read it.
     let err = recovery::verify_snapshot(&docker, &cases[3].0, 1, "3.5", true, &run)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains("snapshot status"), "{err}");
 }
 
