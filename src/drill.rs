@@ -219,14 +219,12 @@ impl Runner<'_> {
         });
     }
 
+    /// A verifier's check, with the time it took.
     fn verified(&mut self, step: usize, ch: &verify::Check) {
-        self.checks.push(CheckRecord {
-            step,
-            name: ch.name.clone(),
-            passed: ch.passed,
-            detail: ch.detail.clone(),
-            seconds: Some(ch.seconds),
-        });
+        self.check(step, &ch.name, ch.passed, ch.detail.clone());
+        if let Some(last) = self.checks.last_mut() {
+            last.seconds = Some(ch.seconds);
+        }
     }
 
     /// Runs one step; Ok(detail) when it ran (expectations inside may still have failed).
