@@ -6,7 +6,7 @@ BIN := target/release/etcd-drill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSIONS ?= 3.5 3.4
 
-.PHONY: deps build image test lint drill bench cleanup
+.PHONY: deps build image test lint drill bench soak cleanup
 
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
@@ -33,6 +33,12 @@ drill: image
 
 bench: image
 	cargo bench --bench drill -- $(BENCH)
+
+# Every shipped scenario RUNS times (default 5), round robin, each with its own seed:
+# reports/bench/soak.{json,md}. Not part of `make test` (tens of minutes).
+RUNS ?= 5
+soak: image
+	cargo bench --bench soak -- --runs $(RUNS)
 
 # Formatting and clippy, warnings as errors (CI runs this after the tests).
 lint: deps

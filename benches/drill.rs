@@ -541,7 +541,7 @@ async fn measure_restore(
     let snap = snapshot::save(&c, &c.members[0].clone(), dir.path())
         .await
         .expect("snapshot");
-    let backup = recovery::record_backup(&c, snap.clone(), false)
+    let backup = recovery::record_backup(&c, snap.clone(), false, 0)
         .await
         .expect("record the backup");
     let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();

@@ -58,7 +58,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
-    /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run left).
+    /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run
+    /// left), and the state directories of clusters that no longer exist.
     Cleanup {
         /// Only this cluster's objects.
         #[arg(long)]
@@ -212,14 +213,23 @@ pub struct DrillArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// What changed between two runs (report.json files or their directories); exit 1 when
-    /// NEW is worse than OLD beyond the tolerance.
+    /// What changed between two runs of one scenario (report.json files or their
+    /// directories); exit 1 when NEW is worse than OLD beyond both thresholds.
     Compare {
         old: PathBuf,
         new: PathBuf,
         /// Allowed relative increase of a time or of RPO, e.g. 0.2 for 20%.
         #[arg(long, default_value_t = 0.2)]
         tolerance: f64,
+        /// A time regresses only when it also grew by more than this many seconds.
+        #[arg(long, default_value_t = 0.5)]
+        min_seconds: f64,
+        /// RPO regresses only when it also grew by more than this many lost writes.
+        #[arg(long, default_value_t = 200)]
+        rpo_writes: u64,
+        /// Compare reports of different scenarios anyway.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -252,21 +262,33 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Runs a command; on Ctrl-C or SIGTERM drops it (which tears down its clusters) and then
-/// removes anything else this run created.
+/// Runs a command; on Ctrl-C or SIGTERM a drill is asked to stop (it tears down its
+/// cluster and writes the interrupted run's report); any other command is dropped (which
+/// tears down its clusters). Then anything else this run created is removed.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let run_id = docker::new_run_id();
-    let work = dispatch(cli.command, run_id.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let graceful = matches!(cli.command, Command::Drill(_));
+    let work = dispatch(cli.command, run_id.clone(), cancel.clone());
+    tokio::pin!(work);
     tokio::select! {
-        r = work => r,
-        _ = shutdown_signal() => {
-            eprintln!("etcd-drill: interrupted; tearing down what this run created");
-            if let Ok(d) = docker::connect().await {
-                docker::remove_objects(&d, &Selector::run(&run_id)).await?;
-            }
-            Ok(Outcome::Interrupted)
+        r = &mut work => return r,
+        _ = shutdown_signal() => {}
+    }
+    eprintln!("etcd-drill: interrupted; tearing down what this run created");
+    if graceful {
+        cancel.cancel();
+        // Teardown and the report take seconds; a second signal or a minute ends the wait.
+        tokio::select! {
+            _ = &mut work => {}
+            _ = shutdown_signal() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
         }
     }
+    if let Ok(d) = docker::connect().await {
+        docker::remove_objects(&d, &Selector::run(&run_id)).await?;
+    }
+    Ok(Outcome::Interrupted)
 }
 
 async fn shutdown_signal() {
@@ -277,7 +299,11 @@ async fn shutdown_signal() {
     }
 }
 
-async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
+async fn dispatch(
+    command: Command,
+    run_id: String,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<Outcome> {
     match command {
         Command::Image {
             command:
@@ -345,7 +371,7 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Drill(args) => drill(args, run_id).await,
+        Command::Drill(args) => drill(args, run_id, cancel).await,
         Command::Validate { files } => {
             for f in &files {
                 let l = crate::scenario::load(f)?;
@@ -371,42 +397,21 @@ async fn dispatch(command: Command, run_id: String) -> Result<Outcome> {
                     old,
                     new,
                     tolerance,
+                    min_seconds,
+                    rpo_writes,
+                    force,
                 },
         } => {
-            if !(tolerance.is_finite() && tolerance >= 0.0) {
-                return Err(Error::InvalidInput(format!(
-                    "--tolerance {tolerance}: use a fraction >= 0, e.g. 0.2"
-                )));
-            }
-            let (a, b) = (read_report(&old)?, read_report(&new)?);
-            let c = crate::render::compare(&a, &b, tolerance);
-            print!("{}", crate::render::comparison_text(&c));
-            Ok(if c.worse {
-                Outcome::VerdictFailed
-            } else {
-                Outcome::Ok
-            })
+            let options = crate::render::CompareOptions {
+                tolerance,
+                min_seconds,
+                rpo_writes: rpo_writes as f64,
+            };
+            report_compare(&old, &new, options, force)
         }
         Command::RestoreDrill(args) => restore_drill(args, run_id).await,
         Command::VerifySnapshot(args) => verify_snapshot(args, run_id).await,
-        Command::Cleanup { cluster } => {
-            let sel = match cluster {
-                Some(name) => {
-                    cluster::validate_name(&name)?;
-                    Selector::cluster(&name)
-                }
-                None => Selector::all(),
-            };
-            let docker = docker::connect().await?;
-            let removed = docker::remove_objects(&docker, &sel).await?;
-            println!(
-                "removed {} containers, {} networks, {} volumes labelled etcd-drill=1",
-                removed.containers.len(),
-                removed.networks.len(),
-                removed.volumes.len()
-            );
-            Ok(Outcome::Ok)
-        }
+        Command::Cleanup { cluster } => cleanup(cluster.as_deref()).await,
     }
 }
 
@@ -473,6 +478,57 @@ async fn cluster_up(args: UpArgs, run_id: String) -> Result<Outcome> {
         }
         println!("tear down: etcd-drill cluster down {}", c.name());
     }
+    Ok(Outcome::Ok)
+}
+
+/// `report compare`: thresholds checked, then both reports read, then compared.
+fn report_compare(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    options: crate::render::CompareOptions,
+    force: bool,
+) -> Result<Outcome> {
+    for (flag, v, example) in [
+        ("--tolerance", options.tolerance, "0.2"),
+        ("--min-seconds", options.min_seconds, "0.5"),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "{flag} {v}: use a number >= 0, e.g. {example}"
+            )));
+        }
+    }
+    let (a, b) = (read_report(old)?, read_report(new)?);
+    crate::render::ensure_comparable(&a, &b, force)?;
+    let c = crate::render::compare(&a, &b, &options);
+    print!("{}", crate::render::comparison_text(&c));
+    Ok(if c.worse {
+        Outcome::VerdictFailed
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// `cleanup [--cluster NAME]`: the Docker objects (all labelled etcd-drill=1, or one
+/// cluster's), then the state directories of clusters with no object left.
+async fn cleanup(only: Option<&str>) -> Result<Outcome> {
+    if let Some(name) = only {
+        cluster::validate_name(name)?;
+    }
+    let sel = only.map_or_else(Selector::all, Selector::cluster);
+    let docker = docker::connect().await?;
+    let removed = docker::remove_objects(&docker, &sel).await?;
+    // Clusters with objects left (created since, or not selected) keep their directory.
+    let live = docker::cluster_names(&docker).await?;
+    let root = cluster::state_root();
+    let dirs = cluster::remove_stale_run_dirs(&root, &live, only)?;
+    println!(
+        "removed {} containers, {} networks, {} volumes labelled etcd-drill=1, and {dirs} state directories under {}",
+        removed.containers.len(),
+        removed.networks.len(),
+        removed.volumes.len(),
+        root.display()
+    );
     Ok(Outcome::Ok)
 }
 
@@ -644,7 +700,11 @@ fn read_report(path: &std::path::Path) -> Result<crate::report::DrillReport> {
     })
 }
 
-async fn drill(args: DrillArgs, run_id: String) -> Result<Outcome> {
+async fn drill(
+    args: DrillArgs,
+    run_id: String,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<Outcome> {
     use std::io::IsTerminal;
     // Every file is checked before anything starts.
     let loaded: Vec<_> = args
@@ -652,9 +712,14 @@ async fn drill(args: DrillArgs, run_id: String) -> Result<Outcome> {
         .iter()
         .map(|f| crate::scenario::load(f))
         .collect::<Result<_>>()?;
-    if let Some(0) = args.repeat {
-        return Err(Error::InvalidInput("--repeat 0: use 1 or more".into()));
+    if let Some(n) = args.repeat
+        && !(1..=100).contains(&n)
+    {
+        return Err(Error::InvalidInput(format!(
+            "--repeat {n}: a scenario runs 1 to 100 times"
+        )));
     }
+    check_report_dir(&args.report_dir)?;
     let docker = docker::connect().await?;
     // A missing image is the environment's fault, not a failed drill: refuse up front
     // (exit 2, naming the command that builds it) rather than report a run that never began.
@@ -666,42 +731,74 @@ async fn drill(args: DrillArgs, run_id: String) -> Result<Outcome> {
         repeat: args.repeat,
         run_id,
         interactive: std::io::stderr().is_terminal(),
+        cancel: cancel.clone(),
     };
     let mut all_passed = true;
+    let mut interrupted = false;
     for l in &loaded {
-        let reports = crate::drill::run(&docker, l, &opts).await;
-        let repeat = reports.len() as u32;
-        for r in &reports {
+        // Each run's reports are written as soon as it ends.
+        let mut write = |r: &crate::report::DrillReport, repeat: u32| -> Result<()> {
             let dir = crate::drill::write_reports(&args.report_dir, r, repeat)?;
             all_passed &= r.passed();
-            println!(
-                "{}: {} (seed {}) — {}",
-                r.scenario,
-                r.verdict.to_uppercase(),
-                r.seed,
-                dir.display()
-            );
-            for c in r.checks.iter().filter(|c| !c.passed) {
-                println!("  FAILED check step {} {}: {}", c.step, c.name, c.detail);
-            }
-            for g in r.gates.iter().filter(|g| !g.passed) {
-                let actual = g
-                    .actual
-                    .map(|a| format!("{a:.2}"))
-                    .unwrap_or_else(|| "not measured".into());
-                println!(
-                    "  FAILED gate {}: limit {}, actual {actual}",
-                    g.name, g.limit
-                );
-            }
-            if let Some(e) = &r.error {
-                println!("  stopped: {e}");
-            }
+            interrupted |= r.verdict == crate::drill::INTERRUPTED;
+            print_run(r, &dir);
+            Ok(())
+        };
+        crate::drill::run(&docker, l, &opts, &mut write).await?;
+        if cancel.is_cancelled() {
+            break;
         }
     }
-    Ok(if all_passed {
+    Ok(if interrupted || cancel.is_cancelled() {
+        Outcome::Interrupted
+    } else if all_passed {
         Outcome::Ok
     } else {
         Outcome::VerdictFailed
     })
+}
+
+/// `--report-dir` must exist or be creatable, and be writable, before anything starts.
+fn check_report_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::InvalidInput(format!(
+            "--report-dir {}: cannot create it ({e}); pass a directory you can write to",
+            dir.display()
+        ))
+    })?;
+    let probe = dir.join(format!(".etcd-drill-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        Error::InvalidInput(format!(
+            "--report-dir {}: not writable ({e}); pass a directory you can write to",
+            dir.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn print_run(r: &crate::report::DrillReport, dir: &std::path::Path) {
+    println!(
+        "{}: {} (seed {}) — {}",
+        r.scenario,
+        r.verdict.to_uppercase(),
+        r.seed,
+        dir.display()
+    );
+    for c in r.checks.iter().filter(|c| !c.passed) {
+        println!("  FAILED check step {} {}: {}", c.step, c.name, c.detail);
+    }
+    for g in r.gates.iter().filter(|g| !g.passed) {
+        let actual = g
+            .actual
+            .map(|a| format!("{a:.2}"))
+            .unwrap_or_else(|| "not measured".into());
+        println!(
+            "  FAILED gate {}: limit {}, actual {actual}",
+            g.name, g.limit
+        );
+    }
+    if let Some(e) = &r.error {
+        println!("  stopped: {e}");
+    }
 }

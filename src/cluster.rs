@@ -176,10 +176,112 @@ pub struct Cluster {
 /// Where per-cluster files (certificates, snapshots) live: `$ETCD_DRILL_STATE_DIR/<cluster>`,
 /// by default under the system temp dir.
 pub fn run_dir(cluster: &str) -> PathBuf {
+    state_root().join(cluster)
+}
+
+/// The directory holding every cluster's run directory.
+pub fn state_root() -> PathBuf {
     std::env::var_os("ETCD_DRILL_STATE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("etcd-drill"))
-        .join(cluster)
+}
+
+/// What a run directory may hold; a directory holding anything else is not ours.
+const RUN_DIR_ENTRIES: [&str; 2] = ["pki", "snapshots"];
+
+/// Removes the run directories under `root` of clusters not in `live` (all of them, or
+/// only `only`), and returns how many. Only real directories named like a cluster and
+/// holding nothing but `pki` and `snapshots` are touched: `root` may be a directory the
+/// user shares with other things (`ETCD_DRILL_STATE_DIR`).
+pub fn remove_stale_run_dirs(
+    root: &std::path::Path,
+    live: &std::collections::BTreeSet<String>,
+    only: Option<&str>,
+) -> Result<usize> {
+    let entries = match std::fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        r => r.map_err(Error::io("listing the state directory", root))?,
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if only.is_some_and(|o| o != name) || live.contains(&name) || validate_name(&name).is_err()
+        {
+            continue;
+        }
+        let dir = root.join(&name);
+        if is_run_dir(&dir) {
+            std::fs::remove_dir_all(&dir)
+                .map_err(Error::io("removing a stale run directory", &dir))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// A real directory (not a link), not empty, whose entries are all directories in
+/// [`RUN_DIR_ENTRIES`].
+fn is_run_dir(dir: &std::path::Path) -> bool {
+    let real_dir = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let entries: Vec<_> = entries.collect();
+    real_dir(dir)
+        && !entries.is_empty()
+        && entries.iter().all(|e| {
+            e.as_ref().is_ok_and(|e| {
+                RUN_DIR_ENTRIES.contains(&e.file_name().to_string_lossy().as_ref())
+                    && real_dir(&e.path())
+            })
+        })
+}
+
+#[cfg(test)]
+mod run_dir_tests {
+    use super::*;
+
+    fn mkdirs(root: &std::path::Path, dirs: &[&str]) {
+        for d in dirs {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+    }
+
+    #[test]
+    fn stale_run_dirs_go_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        mkdirs(
+            &root,
+            &["dead-1/pki", "dead-2/snapshots", "dead-3/pki", "live/pki"],
+        );
+        std::fs::write(root.join("dead-3/pki/ca.pem"), "x").unwrap();
+        // Not ours: a name no cluster can have, unknown content, empty, a file, a link.
+        mkdirs(&root, &["Not_Ours/pki", "src/pki", "src/lib", "empty"]);
+        std::fs::write(root.join("notes"), "keep").unwrap();
+        let outside = tmp.path().join("outside");
+        mkdirs(&outside, &["pki"]);
+        std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+        let live = std::collections::BTreeSet::from(["live".to_string()]);
+
+        assert_eq!(
+            remove_stale_run_dirs(&root, &live, Some("dead-1")).unwrap(),
+            1
+        );
+        assert!(!root.join("dead-1").exists());
+        assert!(
+            root.join("dead-2").exists(),
+            "--cluster dead-1 touches only dead-1"
+        );
+        assert_eq!(remove_stale_run_dirs(&root, &live, None).unwrap(), 2);
+        for kept in ["live", "Not_Ours", "src", "empty", "notes", "linked"] {
+            assert!(root.join(kept).exists(), "{kept} must stay");
+        }
+        assert!(outside.join("pki").exists());
+        assert_eq!(remove_stale_run_dirs(&root, &live, None).unwrap(), 0);
+        let missing = tmp.path().join("never-created");
+        assert_eq!(remove_stale_run_dirs(&missing, &live, None).unwrap(), 0);
+    }
 }
 
 impl Cluster {
@@ -199,9 +301,10 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Validates the spec, resolves the image, creates the cluster's network and describes
-    /// its members (names, certificates; client URLs once started) without creating them. The returned value
-    /// owns the network: dropping it tears down everything labelled with the cluster name.
+    /// Validates the spec, resolves the image, refuses a name in use, creates the cluster's
+    /// network and describes its members (names, certificates; client URLs once started)
+    /// without creating them. The returned value owns what this run creates: dropping it
+    /// tears down the objects labelled with the cluster name *and* this run, nothing else.
     pub async fn create(docker: &Docker, spec: ClusterSpec) -> Result<Cluster> {
         spec.validate()?;
         let image = image::resolve(docker, &spec.version).await?;
@@ -215,13 +318,28 @@ impl Cluster {
             run_dir: run_dir(&spec.name),
             spec,
             start_elapsed: Duration::ZERO,
-            keep: false,
+            // Owns nothing until its network is created.
+            keep: true,
             torn_down: false,
         };
         for index in 1..=cluster.spec.size {
             let m = cluster.new_member(&member_name(index));
             cluster.members.push(m);
         }
+        let wanted = docker::Objects {
+            containers: cluster
+                .members
+                .iter()
+                .map(|m| m.container.clone())
+                .collect(),
+            networks: vec![cluster.network.clone()],
+            volumes: cluster.members.iter().map(|m| m.volume.clone()).collect(),
+        };
+        docker::ensure_cluster_name_free(docker, &cluster.spec.name, &wanted).await?;
+        cluster.keep = false;
+        // The network first: a run directory then never exists without a Docker object,
+        // which `cleanup` would take for a killed run's leftover.
+        cluster.create_network().await?;
         if cluster.spec.tls {
             let names: Vec<(String, Vec<String>)> = cluster
                 .members
@@ -230,7 +348,6 @@ impl Cluster {
                 .collect();
             cluster.pki = Some(Pki::generate(&cluster.run_dir.join("pki"), &names)?);
         }
-        cluster.create_network().await?;
         Ok(cluster)
     }
 
@@ -361,16 +478,13 @@ impl Cluster {
             (LABEL_TLS, &tls),
             (LABEL_IMAGE, &self.image.tag),
         ]);
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: self.network.clone(),
-                driver: Some("bridge".into()),
-                labels: Some(labels),
-                ..Default::default()
-            })
-            .await
-            .map_err(Error::docker(format!("creating network {}", self.network)))?;
-        Ok(())
+        let request = NetworkCreateRequest {
+            name: self.network.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        docker::create_unique_network(&self.docker, &self.spec.name, request).await
     }
 
     /// etcd's command line for a member, shaped like the seed's systemd units.
@@ -599,16 +713,71 @@ impl Cluster {
 
     /// Polls until every member is healthy and all agree on one leader.
     pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
+        let all: Vec<usize> = (0..self.members.len()).collect();
+        self.wait_agreeing(&all, timeout).await
+    }
+
+    /// Polls until the member answers a status request. A restarted container is "running"
+    /// as soon as Docker has started its process, long before etcd listens: Docker's port
+    /// proxy accepts the connection and then resets it. A step after a restart must not
+    /// mistake that window for a fault.
+    pub async fn wait_answering(&self, m: &Member, timeout: Duration) -> Result<()> {
+        let t0 = Instant::now();
+        let opts = self
+            .connect_options()
+            .with_timeout(Duration::from_millis(500));
+        loop {
+            let last = match Client::connect([m.client_url.as_str()], Some(opts.clone())).await {
+                Ok(mut c) => match c.status().await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if t0.elapsed() >= timeout {
+                return Err(Error::Unhealthy {
+                    cluster: self.spec.name.clone(),
+                    waited_s: t0.elapsed().as_secs_f64(),
+                    reason: format!(
+                        "member {} does not answer at {}: {last}",
+                        m.name, m.client_url
+                    ),
+                    logs: self.member_logs(15).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls until the cluster is as healthy as its members allow: every member that should
+    /// answer clients does, and, when enough run to form a quorum, they all see one leader,
+    /// list every member as started, and serve a linearizable read. With too few running for
+    /// a quorum, answering is all that can be asked. What heal leaves behind.
+    pub async fn wait_settled(&mut self, timeout: Duration) -> Result<()> {
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].state == MemberState::Running)
+            .collect();
+        if settled_needs_leader(self.members.len(), running.len()) {
+            return self.wait_agreeing(&running, timeout).await;
+        }
+        for m in self.members.iter().filter(|m| m.state.answers_clients()) {
+            self.wait_answering(m, timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Polls until each member in `which` passes [`probe_member`] and all see one leader;
+    /// records their IDs.
+    async fn wait_agreeing(&mut self, which: &[usize], timeout: Duration) -> Result<()> {
         let t0 = Instant::now();
         let expected = self.members.len();
         let mut last;
         loop {
             let opts = self.connect_options();
-            let results = futures_util::future::join_all(
-                self.members
-                    .iter()
-                    .map(|m| probe_member(&m.name, &m.client_url, opts.clone(), expected)),
-            )
+            let results = futures_util::future::join_all(which.iter().map(|&i| {
+                let m = &self.members[i];
+                probe_member(&m.name, &m.client_url, opts.clone(), expected)
+            }))
             .await;
             match results
                 .into_iter()
@@ -618,8 +787,8 @@ impl Cluster {
                     let leaders: std::collections::BTreeSet<u64> =
                         ok.iter().map(|(_, l)| *l).collect();
                     if leaders.len() == 1 {
-                        for (m, (id, _)) in self.members.iter_mut().zip(ok) {
-                            m.id = id;
+                        for (&i, (id, _)) in which.iter().zip(ok) {
+                            self.members[i].id = id;
                         }
                         return Ok(());
                     }
@@ -964,10 +1133,11 @@ impl Cluster {
         self
     }
 
-    /// Removes every container, volume and network of this cluster, and its run directory.
+    /// Removes the containers, volumes and network this run created for the cluster, and
+    /// its run directory once nothing of the cluster is left (see [`destroy_own`]).
     pub async fn destroy(mut self) -> Result<()> {
         self.torn_down = true;
-        destroy_by_name(&self.docker, &self.spec.name).await
+        destroy_own(&self.docker, &self.spec.name, &self.spec.run_id).await
     }
 }
 
@@ -1013,9 +1183,34 @@ pub async fn probe_member(
     Ok((id, status.leader()))
 }
 
-/// Tears down a cluster by name (for `cluster down`, and anything that lost its handle).
+/// Whether a settled cluster must have a leader: when its running members are a majority
+/// of all it has (lost ones still count in etcd's member list).
+pub fn settled_needs_leader(members: usize, running: usize) -> bool {
+    running > 0 && running > members / 2
+}
+
+/// Tears down a cluster by name, whichever run made it: only for an explicit request
+/// (`cluster down`, `cleanup --cluster`), never for a handle's rollback.
 pub async fn destroy_by_name(docker: &Docker, name: &str) -> Result<()> {
     docker::remove_objects(docker, &Selector::cluster(name)).await?;
+    remove_run_dir(name)
+}
+
+/// Tears down what run `run_id` created of cluster `name` and nothing else: a failed
+/// `cluster up X` must not touch a running X of another run. The run directory, shared by
+/// name, goes only once no object of the cluster is left.
+pub async fn destroy_own(docker: &Docker, name: &str, run_id: &str) -> Result<()> {
+    docker::remove_objects(docker, &Selector::cluster_run(name, run_id)).await?;
+    if docker::list_objects(docker, &Selector::cluster(name))
+        .await?
+        .is_empty()
+    {
+        remove_run_dir(name)?;
+    }
+    Ok(())
+}
+
+fn remove_run_dir(name: &str) -> Result<()> {
     let dir = run_dir(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
@@ -1032,7 +1227,7 @@ impl Drop for Cluster {
         if self.keep || self.torn_down {
             return;
         }
-        let name = self.spec.name.clone();
+        let (name, run_id) = (self.spec.name.clone(), self.spec.run_id.clone());
         let docker = self.docker.clone();
         let handle = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -1040,14 +1235,14 @@ impl Drop for Cluster {
                 .build();
             match rt {
                 Ok(rt) => rt
-                    .block_on(destroy_by_name(&docker, &name))
+                    .block_on(destroy_own(&docker, &name, &run_id))
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
         });
         if let Ok(Err(e)) = handle.join() {
             eprintln!(
-                "etcd-drill: tearing down cluster {} failed: {e}; run `etcd-drill cleanup`",
+                "etcd-drill: tearing down cluster {0} failed: {e}; run `etcd-drill cleanup --cluster {0}`",
                 self.spec.name
             );
         }

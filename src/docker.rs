@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     WaitContainerOptionsBuilder,
 };
+use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
@@ -21,19 +21,128 @@ pub const LABEL_CLUSTER: &str = "etcd-drill.cluster";
 pub const LABEL_RUN: &str = "etcd-drill.run";
 pub const LABEL_MEMBER: &str = "etcd-drill.member";
 
-/// Connects to the local daemon and negotiates the API version down to what it speaks.
+/// Connects to the daemon the docker CLI would use (`DOCKER_HOST`: `unix://` or plain
+/// `tcp://`; else the local socket) and negotiates the API version down to what it speaks.
+/// Anything else (TLS, ssh://, contexts) is refused rather than silently replaced by the
+/// local daemon: `cleanup` must never run against a daemon the user did not mean.
 pub async fn connect() -> Result<Docker> {
-    let docker = Docker::connect_with_local_defaults()
-        .map_err(|source| Error::DockerUnavailable { source })?;
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|source| Error::DockerUnavailable { source })?;
-    docker
-        .ping()
-        .await
-        .map_err(|source| Error::DockerUnavailable { source })?;
+    let host = daemon_host(&DaemonEnv::from_process())?;
+    let unavailable = |source| Error::DockerUnavailable {
+        host: host.clone(),
+        source,
+    };
+    let docker = if host.starts_with("tcp://") {
+        Docker::connect_with_http(&host, CONNECT_TIMEOUT_S, API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_unix(&host, CONNECT_TIMEOUT_S, API_DEFAULT_VERSION)
+    }
+    .map_err(unavailable)?;
+    let docker = docker.negotiate_version().await.map_err(unavailable)?;
+    docker.ping().await.map_err(unavailable)?;
     Ok(docker)
+}
+
+/// bollard's own default request timeout.
+const CONNECT_TIMEOUT_S: u64 = 120;
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+/// The docker CLI's port for `tcp://HOST` without one (plain, no TLS).
+const DEFAULT_TCP_PORT: u16 = 2375;
+
+/// What decides which daemon the docker CLI talks to.
+#[derive(Debug, Default, Clone)]
+pub struct DaemonEnv {
+    pub docker_host: Option<String>,
+    pub docker_context: Option<String>,
+    pub tls_verify: Option<String>,
+    /// `currentContext` of the docker CLI's config.json.
+    pub config_context: Option<String>,
+}
+
+impl DaemonEnv {
+    pub fn from_process() -> Self {
+        let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        DaemonEnv {
+            docker_host: var("DOCKER_HOST"),
+            docker_context: var("DOCKER_CONTEXT"),
+            tls_verify: var("DOCKER_TLS_VERIFY"),
+            config_context: config_context(),
+        }
+    }
+}
+
+/// `currentContext` from `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`).
+fn config_context() -> Option<String> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("currentContext")?.as_str().map(str::to_string)
+}
+
+/// The daemon address to connect to, in the docker CLI's order: `DOCKER_HOST`, then a
+/// context (`DOCKER_CONTEXT`, then config.json), then the local socket. Returns
+/// `unix://PATH` or `tcp://HOST:PORT`; refuses what etcd-drill cannot honour.
+pub fn daemon_host(env: &DaemonEnv) -> Result<String> {
+    match env.docker_host.as_deref() {
+        None => context_host(env),
+        Some(h) if h.starts_with("unix://") => Ok(h.to_string()),
+        Some(h) => tcp_host(h, env.tls_verify.is_some()),
+    }
+}
+
+fn refuse(endpoint: String, reason: &str) -> Error {
+    Error::DockerEndpoint {
+        endpoint,
+        reason: reason.to_string(),
+    }
+}
+
+/// Without `DOCKER_HOST`: the local socket, unless a docker context other than `default`
+/// is selected (its endpoint could be anywhere).
+fn context_host(env: &DaemonEnv) -> Result<String> {
+    let context = [&env.docker_context, &env.config_context]
+        .into_iter()
+        .flatten()
+        .find(|c| !c.is_empty());
+    match context {
+        Some(c) if c != "default" => Err(refuse(
+            format!("docker context {c}"),
+            "etcd-drill does not read docker contexts",
+        )),
+        _ => Ok(DEFAULT_SOCKET.to_string()),
+    }
+}
+
+/// `tcp://HOST[:PORT]`, `http://…` or, like the docker CLI, a bare `HOST:PORT`, as
+/// `tcp://HOST:PORT` (port 2375 by default); TLS and other schemes are refused.
+fn tcp_host(host: &str, tls_verify: bool) -> Result<String> {
+    let bare = (!host.contains("://")).then_some(host);
+    let Some(authority) = host
+        .strip_prefix("tcp://")
+        .or_else(|| host.strip_prefix("http://"))
+        .or(bare)
+    else {
+        return Err(refuse(
+            format!("DOCKER_HOST={host}"),
+            "only unix:// and tcp:// are supported",
+        ));
+    };
+    if tls_verify {
+        return Err(refuse(
+            format!("DOCKER_HOST={host} with DOCKER_TLS_VERIFY"),
+            "etcd-drill speaks plain tcp:// only, not TLS",
+        ));
+    }
+    let authority = authority.trim_end_matches('/');
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.contains(']'));
+    Ok(if has_port {
+        format!("tcp://{authority}")
+    } else {
+        format!("tcp://{authority}:{DEFAULT_TCP_PORT}")
+    })
 }
 
 /// Whether the daemon sees this machine's files, so a host directory can be bind-mounted
@@ -76,22 +185,31 @@ pub fn labels(cluster: &str, run_id: &str, extra: &[(&str, &str)]) -> HashMap<St
     l
 }
 
-/// A label selector in Docker's filter syntax, e.g. `etcd-drill.cluster=foo` or `etcd-drill`.
-#[derive(Debug, Clone)]
-pub struct Selector(pub String);
+/// Label selectors in Docker's filter syntax, e.g. `etcd-drill.cluster=foo` or `etcd-drill`;
+/// an object matches when it carries every one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector(pub Vec<String>);
 
 impl Selector {
     pub fn all() -> Self {
-        Selector(LABEL.to_string())
+        Selector(vec![LABEL.to_string()])
     }
+    /// Everything of a cluster, whichever run made it (`cluster down`, `cleanup --cluster`).
     pub fn cluster(name: &str) -> Self {
-        Selector(format!("{LABEL_CLUSTER}={name}"))
+        Selector(vec![format!("{LABEL_CLUSTER}={name}")])
     }
     pub fn run(run_id: &str) -> Self {
-        Selector(format!("{LABEL_RUN}={run_id}"))
+        Selector(vec![format!("{LABEL_RUN}={run_id}")])
+    }
+    /// What one run made of one cluster: what a cluster handle may tear down, so a failed
+    /// start never touches another run's cluster of the same name.
+    pub fn cluster_run(name: &str, run_id: &str) -> Self {
+        let mut s = Selector::cluster(name);
+        s.0.extend(Selector::run(run_id).0);
+        s
     }
     pub(crate) fn filters(&self) -> HashMap<String, Vec<String>> {
-        HashMap::from([("label".to_string(), vec![self.0.clone()])])
+        HashMap::from([("label".to_string(), self.0.clone())])
     }
 }
 
@@ -110,16 +228,89 @@ impl Objects {
     pub fn total(&self) -> usize {
         self.containers.len() + self.networks.len() + self.volumes.len()
     }
+    /// Adds `other`'s names not already listed.
+    pub fn merge(&mut self, other: Objects) {
+        for (mine, theirs) in [
+            (&mut self.containers, other.containers),
+            (&mut self.networks, other.networks),
+            (&mut self.volumes, other.volumes),
+        ] {
+            for n in theirs {
+                if !mine.contains(&n) {
+                    mine.push(n);
+                }
+            }
+        }
+    }
+    /// "container a, b; network c" with at most 3 names per kind, for messages.
+    pub fn describe(&self) -> String {
+        let kind = |what: &str, names: &[String]| -> Option<String> {
+            let (shown, more) = names.split_at(names.len().min(3));
+            (!names.is_empty()).then(|| match more.len() {
+                0 => format!("{what} {}", shown.join(", ")),
+                n => format!("{what} {} and {n} more", shown.join(", ")),
+            })
+        };
+        [
+            kind("container", &self.containers),
+            kind("network", &self.networks),
+            kind("volume", &self.volumes),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
+    }
+}
+
+/// The cluster names on every object labelled etcd-drill=1: clusters that still exist.
+pub async fn cluster_names(docker: &Docker) -> Result<std::collections::BTreeSet<String>> {
+    use bollard::query_parameters::ListContainersOptionsBuilder as C;
+    let f = Selector::all().filters();
+    let label = |l: Option<HashMap<String, String>>| l.and_then(|mut l| l.remove(LABEL_CLUSTER));
+    let containers = docker
+        .list_containers(Some(C::default().all(true).filters(&f).build()))
+        .await
+        .map_err(Error::docker("listing containers"))?;
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default().filters(&f).build(),
+        ))
+        .await
+        .map_err(Error::docker("listing networks"))?;
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default().filters(&f).build(),
+        ))
+        .await
+        .map_err(Error::docker("listing volumes"))?;
+    let volumes = volumes.volumes.unwrap_or_default();
+    Ok(containers
+        .into_iter()
+        .filter_map(|c| label(c.labels))
+        .chain(networks.into_iter().filter_map(|n| label(n.labels)))
+        .chain(volumes.into_iter().filter_map(|v| label(Some(v.labels))))
+        .collect())
 }
 
 pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&sel.filters())
-                .build(),
-        ))
+    let f = sel.filters();
+    Ok(Objects {
+        containers: container_names(docker, &f).await?,
+        networks: network_names(docker, &f).await?,
+        volumes: volume_names(docker, &f).await?,
+    })
+}
+
+type Filters = HashMap<String, Vec<String>>;
+
+async fn container_names(docker: &Docker, f: &Filters) -> Result<Vec<String>> {
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(f)
+        .build();
+    Ok(docker
+        .list_containers(Some(opts))
         .await
         .map_err(Error::docker("listing containers"))?
         .into_iter()
@@ -127,43 +318,128 @@ pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
             c.names
                 .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
         })
-        .collect();
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&sel.filters())
-                .build(),
-        ))
+        .collect())
+}
+
+async fn network_names(docker: &Docker, f: &Filters) -> Result<Vec<String>> {
+    Ok(network_ids(docker, f)
+        .await?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect())
+}
+
+/// (ID, name) of each network matching the filters.
+async fn network_ids(docker: &Docker, f: &Filters) -> Result<Vec<(String, String)>> {
+    let opts = ListNetworksOptionsBuilder::default().filters(f).build();
+    Ok(docker
+        .list_networks(Some(opts))
         .await
         .map_err(Error::docker("listing networks"))?
         .into_iter()
-        .filter_map(|n| n.name)
-        .collect();
-    let volumes = docker
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&sel.filters())
-                .build(),
-        ))
+        .filter_map(|n| Some((n.id?, n.name?)))
+        .collect())
+}
+
+async fn volume_names(docker: &Docker, f: &Filters) -> Result<Vec<String>> {
+    let opts = ListVolumesOptionsBuilder::default().filters(f).build();
+    Ok(docker
+        .list_volumes(Some(opts))
         .await
         .map_err(Error::docker("listing volumes"))?
         .volumes
         .unwrap_or_default()
         .into_iter()
         .map(|v| v.name)
-        .collect();
-    Ok(Objects {
-        containers,
-        networks,
-        volumes,
-    })
+        .collect())
+}
+
+/// Which of `wanted`'s names exist in Docker now, whoever made them.
+pub async fn taken_names(docker: &Docker, wanted: &Objects) -> Result<Objects> {
+    // Docker's name filter matches substrings: keep exact matches only. An empty filter
+    // would list everything, so a kind with no wanted names is not asked for.
+    let f = |names: &[String]| HashMap::from([("name".to_string(), names.to_vec())]);
+    let exact = |mut found: Vec<String>, names: &[String]| {
+        found.retain(|n| names.contains(n));
+        found
+    };
+    let mut taken = Objects::default();
+    if !wanted.containers.is_empty() {
+        let found = container_names(docker, &f(&wanted.containers)).await?;
+        taken.containers = exact(found, &wanted.containers);
+    }
+    if !wanted.networks.is_empty() {
+        let found = network_names(docker, &f(&wanted.networks)).await?;
+        taken.networks = exact(found, &wanted.networks);
+    }
+    if !wanted.volumes.is_empty() {
+        let found = volume_names(docker, &f(&wanted.volumes)).await?;
+        taken.volumes = exact(found, &wanted.volumes);
+    }
+    Ok(taken)
+}
+
+/// Refuses a cluster name in use, touching nothing: any object labelled with it, or any
+/// object (whoever made it) with a name in `wanted`, the names the new cluster would take.
+pub async fn ensure_cluster_name_free(docker: &Docker, name: &str, wanted: &Objects) -> Result<()> {
+    let mut found = list_objects(docker, &Selector::cluster(name)).await?;
+    let ours = !found.is_empty();
+    found.merge(taken_names(docker, wanted).await?);
+    let (name, found) = (name.to_string(), found.describe());
+    match (ours, found.is_empty()) {
+        (true, _) => Err(Error::ClusterNameInUse { name, found }),
+        (false, false) => Err(Error::ClusterNamesTaken { name, found }),
+        (false, true) => Ok(()),
+    }
+}
+
+/// Creates a network that must be the only one of its name. Docker before API 1.44 allows
+/// duplicates (a second `X-net` beside a running cluster's): if another one exists after
+/// creating, ours is removed again and the name refused.
+pub async fn create_unique_network(
+    docker: &Docker,
+    cluster: &str,
+    request: bollard::models::NetworkCreateRequest,
+) -> Result<()> {
+    let name = request.name.clone();
+    let in_use = |found: String| Error::ClusterNameInUse {
+        name: cluster.to_string(),
+        found,
+    };
+    let id = match docker.create_network(request).await {
+        Ok(r) => r.id,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => return Err(in_use(format!("network {name}"))),
+        Err(e) => return Err(Error::docker(format!("creating network {name}"))(e)),
+    };
+    let wanted = Objects {
+        networks: vec![name.clone()],
+        ..Default::default()
+    };
+    if taken_names(docker, &wanted).await?.networks.len() <= 1 {
+        return Ok(());
+    }
+    ignore_missing(docker.remove_network(&id).await).map_err(Error::docker(format!(
+        "removing the duplicate network {name}"
+    )))?;
+    Err(in_use(format!(
+        "network {name}, created by someone else meanwhile"
+    )))
 }
 
 /// Removes everything the selector matches: containers first (they hold the volumes and
 /// network endpoints), then volumes and networks. Missing objects are not an error, so
 /// concurrent or repeated cleanups are safe.
 pub async fn remove_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
-    let found = list_objects(docker, sel).await?;
+    let f = sel.filters();
+    // Networks by ID: Docker allows two of one name, and refuses to remove either by name.
+    let networks = network_ids(docker, &f).await?;
+    let found = Objects {
+        containers: container_names(docker, &f).await?,
+        networks: networks.iter().map(|(_, name)| name.clone()).collect(),
+        volumes: volume_names(docker, &f).await?,
+    };
     let rm = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(true)
@@ -187,9 +463,9 @@ pub async fn remove_objects(docker: &Docker, sel: &Selector) -> Result<Objects> 
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
     .map_err(Error::docker("removing volumes"))?;
-    for n in &found.networks {
-        ignore_missing(docker.remove_network(n).await)
-            .map_err(Error::docker(format!("removing network {n}")))?;
+    for (id, name) in &networks {
+        ignore_missing(docker.remove_network(id).await)
+            .map_err(Error::docker(format!("removing network {name}")))?;
     }
     Ok(found)
 }
@@ -366,24 +642,16 @@ impl OneShot<'_> {
                     "starting one-shot {}",
                     self.entrypoint
                 )))?;
-            let mut wait =
+            let wait =
                 docker.wait_container(&name, Some(WaitContainerOptionsBuilder::default().build()));
-            let mut exit_code = 0;
-            while let Some(r) = wait.next().await {
-                match r {
-                    Ok(w) => exit_code = w.status_code,
-                    // bollard reports a non-zero exit as an error carrying the code.
-                    Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => {
-                        exit_code = code
-                    }
-                    Err(e) => {
-                        return Err(Error::docker(format!(
-                            "waiting for one-shot {}",
-                            self.entrypoint
-                        ))(e));
-                    }
-                }
-            }
+            let what = format!("one-shot {}", self.entrypoint);
+            let exit_code = wait_exit_code(wait)
+                .await
+                .map_err(Error::docker(format!("waiting for {what}")))?
+                .ok_or_else(|| Error::ExitCodeUnknown {
+                    what,
+                    container: name.clone(),
+                })?;
             let output = tail_logs(docker, &name, 200).await;
             Ok(OneShotOutput { exit_code, output })
         }
@@ -395,6 +663,35 @@ impl OneShot<'_> {
         let _ = ignore_missing(docker.remove_container(&name, Some(rm)).await);
         result
     }
+}
+
+/// The exit code a container wait stream reports, `None` when it reports none (the stream
+/// ended early, or Docker answered with an error instead of a code): never taken as 0.
+pub async fn wait_exit_code<S>(mut wait: S) -> Result<Option<i64>, bollard::errors::Error>
+where
+    S: futures_util::Stream<
+            Item = Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>,
+        > + Unpin,
+{
+    let mut exit_code = None;
+    while let Some(r) = wait.next().await {
+        exit_code = match r {
+            Ok(w) if wait_failed(&w) => None,
+            Ok(w) => Some(w.status_code),
+            // bollard reports a non-zero exit as an error carrying the code.
+            Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => Some(code),
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(exit_code)
+}
+
+/// A wait response carrying Docker's error message instead of a trustworthy code.
+fn wait_failed(w: &bollard::models::ContainerWaitResponse) -> bool {
+    w.error
+        .as_ref()
+        .and_then(|e| e.message.as_deref())
+        .is_some_and(|m| !m.is_empty())
 }
 
 /// Builds an in-memory tar archive from (path inside archive, bytes, mode) entries.
@@ -428,10 +725,8 @@ pub async fn exec(
 ) -> Result<ExecOutput> {
     use bollard::exec::StartExecResults;
     use bollard::models::ExecConfig;
-    let ctx = format!(
-        "running {} in {container}",
-        cmd.first().cloned().unwrap_or_default()
-    );
+    let program = cmd.first().cloned().unwrap_or_default();
+    let ctx = format!("running {program} in {container}");
     let created = docker
         .create_exec(
             container,
@@ -463,15 +758,196 @@ pub async fn exec(
             }
         }
     }
-    let exit_code = docker
-        .inspect_exec(&created.id)
+    let exit_code = exec_exit_code(docker, &created.id)
         .await
         .map_err(Error::docker(ctx))?
-        .exit_code
-        .unwrap_or(-1);
+        .ok_or_else(|| Error::ExitCodeUnknown {
+            what: program,
+            container: container.to_string(),
+        })?;
     Ok(ExecOutput {
         exit_code,
         stdout,
         stderr,
     })
+}
+
+/// The exit code of a finished exec. Docker may still report it running for a moment after
+/// its output stream closed, so it is asked again for up to 2 s; `None` if no code came.
+async fn exec_exit_code(docker: &Docker, id: &str) -> Result<Option<i64>, bollard::errors::Error> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = docker.inspect_exec(id).await?;
+        if let Some(code) = finished_exit_code(r.running, r.exit_code) {
+            return Ok(Some(code));
+        }
+        if t0.elapsed() >= std::time::Duration::from_secs(2) {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An exec's exit code once it has stopped running; `None` while it runs or without one.
+pub fn finished_exit_code(running: Option<bool>, exit_code: Option<i64>) -> Option<i64> {
+    if running == Some(true) {
+        return None;
+    }
+    exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ContainerWaitExitError, ContainerWaitResponse};
+
+    fn env(host: Option<&str>) -> DaemonEnv {
+        DaemonEnv {
+            docker_host: host.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn docker_host_is_honoured_like_the_docker_cli() {
+        let host = |h| daemon_host(&env(h)).unwrap();
+        assert_eq!(host(None), "unix:///var/run/docker.sock");
+        assert_eq!(
+            host(Some("unix:///run/user/1000/docker.sock")),
+            "unix:///run/user/1000/docker.sock"
+        );
+        assert_eq!(host(Some("tcp://10.0.0.5:2375")), "tcp://10.0.0.5:2375");
+        assert_eq!(host(Some("tcp://builder")), "tcp://builder:2375");
+        assert_eq!(host(Some("tcp://[::1]")), "tcp://[::1]:2375");
+        assert_eq!(host(Some("tcp://[::1]:4243/")), "tcp://[::1]:4243");
+        assert_eq!(host(Some("http://127.0.0.1:2375")), "tcp://127.0.0.1:2375");
+        assert_eq!(host(Some("box:4243")), "tcp://box:4243");
+        // DOCKER_HOST wins over a context, as in the docker CLI.
+        let mut e = env(Some("tcp://h:1"));
+        e.docker_context = Some("remote".into());
+        assert_eq!(daemon_host(&e).unwrap(), "tcp://h:1");
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_refused_not_replaced_by_the_local_daemon() {
+        for h in [
+            "ssh://me@box",
+            "https://box:2376",
+            "npipe:////./pipe/docker",
+            "fd://",
+        ] {
+            let err = daemon_host(&env(Some(h))).unwrap_err();
+            assert!(matches!(err, Error::DockerEndpoint { .. }), "{h}: {err:?}");
+            assert!(
+                err.to_string().contains(&format!("DOCKER_HOST={h}")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("Set DOCKER_HOST to"), "{err}");
+        }
+        let mut e = env(Some("tcp://box:2376"));
+        e.tls_verify = Some("1".into());
+        assert!(daemon_host(&e).unwrap_err().to_string().contains("not TLS"));
+        for (var, config) in [(Some("remote"), None), (None, Some("desktop-linux"))] {
+            let e = DaemonEnv {
+                docker_context: var.map(str::to_string),
+                config_context: config.map(str::to_string),
+                ..Default::default()
+            };
+            let err = daemon_host(&e).unwrap_err().to_string();
+            assert!(err.contains("docker context"), "{err}");
+        }
+        let e = DaemonEnv {
+            config_context: Some("default".into()),
+            ..Default::default()
+        };
+        assert_eq!(daemon_host(&e).unwrap(), DEFAULT_SOCKET);
+    }
+
+    #[test]
+    fn a_cluster_run_selector_requires_both_labels() {
+        let f = Selector::cluster_run("x", "r1").filters();
+        assert_eq!(
+            f["label"],
+            vec![
+                "etcd-drill.cluster=x".to_string(),
+                "etcd-drill.run=r1".to_string()
+            ]
+        );
+        assert_eq!(Selector::cluster("x").filters()["label"].len(), 1);
+    }
+
+    #[test]
+    fn objects_merge_and_describe() {
+        let mut a = Objects {
+            containers: vec!["c1".into()],
+            ..Default::default()
+        };
+        a.merge(Objects {
+            containers: vec!["c1".into(), "c2".into(), "c3".into(), "c4".into()],
+            networks: vec!["n".into()],
+            volumes: vec![],
+        });
+        assert_eq!(a.containers, ["c1", "c2", "c3", "c4"]);
+        assert_eq!(a.describe(), "container c1, c2, c3 and 1 more; network n");
+        assert_eq!(Objects::default().describe(), "");
+    }
+
+    fn wait_ok(
+        code: i64,
+        error: Option<&str>,
+    ) -> Result<ContainerWaitResponse, bollard::errors::Error> {
+        Ok(ContainerWaitResponse {
+            status_code: code,
+            error: error.map(|m| ContainerWaitExitError {
+                message: Some(m.into()),
+            }),
+        })
+    }
+
+    async fn code_of(
+        items: Vec<Result<ContainerWaitResponse, bollard::errors::Error>>,
+    ) -> Option<i64> {
+        wait_exit_code(futures_util::stream::iter(items))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_wait_without_an_exit_code_is_not_success() {
+        assert_eq!(
+            code_of(vec![]).await,
+            None,
+            "an empty wait stream is no exit code"
+        );
+        assert_eq!(
+            code_of(vec![wait_ok(0, Some("container removed"))]).await,
+            None
+        );
+        assert_eq!(code_of(vec![wait_ok(0, None)]).await, Some(0));
+        assert_eq!(code_of(vec![wait_ok(0, Some(""))]).await, Some(0));
+        let failed = Err(bollard::errors::Error::DockerContainerWaitError {
+            error: String::new(),
+            code: 3,
+        });
+        assert_eq!(code_of(vec![failed]).await, Some(3));
+    }
+
+    #[test]
+    fn an_exec_exit_code_counts_only_once_it_stopped() {
+        assert_eq!(finished_exit_code(Some(false), Some(0)), Some(0));
+        assert_eq!(finished_exit_code(None, Some(2)), Some(2));
+        assert_eq!(finished_exit_code(Some(true), Some(0)), None);
+        assert_eq!(finished_exit_code(Some(false), None), None);
+    }
+
+    #[test]
+    fn an_unknown_exit_code_says_what_and_where() {
+        let e = Error::ExitCodeUnknown {
+            what: "one-shot /usr/local/bin/etcdutl".into(),
+            container: "etcd-drill-oneshot-1".into(),
+        };
+        assert!(e.to_string().starts_with(
+            "the exit code of one-shot /usr/local/bin/etcdutl in container etcd-drill-oneshot-1 could not be read"
+        ));
+    }
 }

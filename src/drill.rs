@@ -10,14 +10,15 @@ use std::time::{Duration, Instant, SystemTime};
 use bollard::Docker;
 
 use crate::cluster::{Cluster, ClusterSpec, MemberState};
-use crate::dataset::{self, AckLog, Dataset};
+use crate::dataset::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::fault::{FaultKind, Injector, Target};
+use crate::ledger::{HARNESS_PREFIX, Ledger, Loss};
 use crate::quorum::{self, ObserveOptions};
-use crate::recovery;
+use crate::recovery::{self, Backup};
 use crate::report::*;
 use crate::scenario::{Loaded, Scenario, Step};
-use crate::snapshot::{self, RestoreOptions, SnapshotFile};
+use crate::snapshot::{self, RestoreOptions};
 use crate::verify::{self, Expected};
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,9 @@ pub struct DrillOptions {
     pub run_id: String,
     /// Show a spinner (terminals) instead of plain lines (CI).
     pub interactive: bool,
+    /// Cancelled on Ctrl-C/SIGTERM: the running step stops, the cluster is torn down and
+    /// the run is reported as interrupted.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 fn now_ms() -> u64 {
@@ -37,31 +41,58 @@ fn now_ms() -> u64 {
 }
 
 /// Runs a scenario `repeat` times; one report per run.
-pub async fn run(docker: &Docker, loaded: &Loaded, opts: &DrillOptions) -> Vec<DrillReport> {
+/// Runs a scenario `repeat` times; `done` gets each run's report as soon as the run ends
+/// (so a long series leaves its reports behind even if it is stopped). Stops after an
+/// interrupted run.
+pub async fn run(
+    docker: &Docker,
+    loaded: &Loaded,
+    opts: &DrillOptions,
+    done: &mut dyn FnMut(&DrillReport, u32) -> Result<()>,
+) -> Result<Vec<DrillReport>> {
     let s = &loaded.scenario;
     let repeat = opts.repeat.unwrap_or(*s.repeat.get_ref()).max(1);
     let base_seed = opts.seed.or(s.seed).unwrap_or_else(Injector::random_seed);
     let mut out = vec![];
     for r in 1..=repeat {
         let seed = base_seed.wrapping_add(u64::from(r - 1));
-        out.push(run_once(docker, loaded, seed, r, opts).await);
+        let report = run_once(docker, loaded, seed, r, opts).await;
+        done(&report, repeat)?;
+        let interrupted = report.verdict == INTERRUPTED;
+        out.push(report);
+        if interrupted {
+            break;
+        }
     }
-    out
+    Ok(out)
 }
+
+/// The verdict of a run stopped by Ctrl-C or SIGTERM.
+pub const INTERRUPTED: &str = "interrupted";
 
 struct Snap {
     name: String,
-    file: SnapshotFile,
-    revision: i64,
+    /// The file as it was recorded when taken; the restore proves it is still those bytes.
+    backup: Backup,
     member: String,
     at_s: f64,
     cluster_id: u64,
 }
 
 struct Restored {
-    revision: i64,
     old_cluster_id: u64,
     members: Vec<String>,
+    /// What the restore lost, and the revisions between the snapshot and the last write.
+    loss: Loss,
+    revisions: i64,
+}
+
+/// A write the background writer tried: its value and, when acknowledged, its revision.
+type TriedWrite = (String, Option<i64>);
+
+/// The background writer's key.
+fn writer_key() -> String {
+    format!("{HARNESS_PREFIX}writer")
 }
 
 /// Writes every 50 ms through whichever members answer, remembering when writes were
@@ -70,6 +101,8 @@ struct WriteMonitor {
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: tokio::task::JoinHandle<Duration>,
     endpoints: Arc<Mutex<Vec<String>>>,
+    /// Every write tried since the last drain: its value and, when acknowledged, revision.
+    writes: Arc<Mutex<Vec<TriedWrite>>>,
 }
 
 impl WriteMonitor {
@@ -80,7 +113,8 @@ impl WriteMonitor {
             .connect_options()
             .with_timeout(Duration::from_millis(1000))
             .with_require_leader(true);
-        let (s, e) = (stop.clone(), endpoints.clone());
+        let writes: Arc<Mutex<Vec<TriedWrite>>> = Arc::default();
+        let (s, e, w) = (stop.clone(), endpoints.clone(), writes.clone());
         let handle = tokio::spawn(async move {
             let mut last_ack = Instant::now();
             let mut max_gap = Duration::ZERO;
@@ -90,15 +124,19 @@ impl WriteMonitor {
                 if !eps.is_empty() {
                     let url = eps[i % eps.len()].clone();
                     i += 1;
-                    let ok = async {
+                    let value = i.to_string();
+                    let revision = async {
                         let mut c = etcd_client::Client::connect([url], Some(opts.clone()))
                             .await
                             .ok()?;
-                        c.put("/etcd-drill/writer", i.to_string(), None).await.ok()
+                        let r = c.put(writer_key(), value.as_str(), None).await.ok()?;
+                        r.header().map(|h| h.revision())
                     }
-                    .await
-                    .is_some();
-                    if ok {
+                    .await;
+                    if let Ok(mut g) = w.lock() {
+                        g.push((value, revision));
+                    }
+                    if revision.is_some() {
                         max_gap = max_gap.max(last_ack.elapsed());
                         last_ack = Instant::now();
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -113,6 +151,7 @@ impl WriteMonitor {
             stop,
             handle,
             endpoints,
+            writes,
         }
     }
 
@@ -122,12 +161,31 @@ impl WriteMonitor {
         }
     }
 
-    async fn finish(self) -> f64 {
+    /// Moves the writes tried so far into the ledger.
+    fn drain(&self, ledger: &mut Ledger) {
+        WriteMonitor::drain_from(&self.writes, ledger);
+    }
+
+    fn drain_from(writes: &Mutex<Vec<TriedWrite>>, ledger: &mut Ledger) {
+        let taken = writes.lock().map(|mut g| std::mem::take(&mut *g));
+        for (value, revision) in taken.unwrap_or_default() {
+            match revision {
+                Some(r) => ledger.acknowledged(&writer_key(), &value, r),
+                None => ledger.attempt(&writer_key(), &value),
+            }
+        }
+    }
+
+    async fn finish(self, ledger: &mut Ledger) -> f64 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.handle
+        let writes = self.writes.clone();
+        let gap = self
+            .handle
             .await
             .map(|d| d.as_secs_f64())
-            .unwrap_or(f64::INFINITY)
+            .unwrap_or(f64::INFINITY);
+        WriteMonitor::drain_from(&writes, ledger);
+        gap
     }
 }
 
@@ -148,7 +206,10 @@ struct Runner<'a> {
     cluster: Option<Cluster>,
     injector: Injector,
     dataset: Dataset,
-    acks: AckLog,
+    /// Every acknowledged write, across restores: what must be in the cluster.
+    ledger: Ledger,
+    /// The cluster ID as started; a verify without a restore expects it unchanged.
+    initial_cluster_id: u64,
     next_index: usize,
     snaps: Vec<Snap>,
     restored: Option<Restored>,
@@ -181,6 +242,7 @@ impl Runner<'_> {
                 rand::random::<u16>()
             );
             let c = Cluster::start(self.docker, spec).await?;
+            self.initial_cluster_id = recovery::cluster_id(&c).await?;
             self.image = c.image.tag.clone();
             self.etcd_version = c.image.version.clone();
             self.cluster = Some(c);
@@ -243,7 +305,7 @@ impl Runner<'_> {
                 let ds = self.dataset;
                 let log = dataset::load(&client, &m.name, &ds, from..to, 16).await?;
                 let rev = log.max_revision();
-                self.acks.merge(log);
+                self.ledger.record_dataset(log);
                 self.next_index = to;
                 Ok(format!(
                     "{n} keys written through {leader}, up to revision {rev}"
@@ -265,22 +327,22 @@ impl Runner<'_> {
                 };
                 let m = c.member(&member).expect("resolved").clone();
                 let file = snapshot::save(c, &m, &c.run_dir.join("snapshots")).await?;
-                let (_, status, _) = recovery::stage_snapshot(c, &file.path, false).await?;
+                // The sha256 recorded now is what the restore step checks the file against.
+                let backup = recovery::record_backup(c, file, false, self.ledger.era()).await?;
                 let cluster_id = recovery::cluster_id(c).await?;
                 let name = name
                     .clone()
                     .unwrap_or_else(|| format!("snapshot-{}", self.snaps.len() + 1));
                 let detail = format!(
                     "{} from {member}: revision {}, {} bytes",
-                    file.file_name(),
-                    status.revision,
-                    file.size
+                    backup.file.file_name(),
+                    backup.status.revision,
+                    backup.file.size
                 );
                 let at_s = self.at();
                 self.snaps.push(Snap {
                     name,
-                    file,
-                    revision: status.revision,
+                    backup,
                     member,
                     at_s,
                     cluster_id,
@@ -316,13 +378,22 @@ impl Runner<'_> {
                 if let Some(w) = window_ms {
                     o.window = Duration::from_millis(*w);
                 }
-                let obs = quorum::observe(c, &format!("/etcd-drill/expect/{i}"), o).await;
+                let key = format!("{HARNESS_PREFIX}expect/{i}");
+                let obs = quorum::observe(c, &key, o).await;
+                for w in &obs.writes {
+                    match w.revision {
+                        Some(r) => self.ledger.acknowledged(&key, &w.value, r),
+                        None => self.ledger.attempt(&key, &w.value),
+                    }
+                }
+                if let Some(e) = obs.error() {
+                    return Err(Error::Failed(e));
+                }
                 let readers: Vec<String> = obs
                     .serializable_readers()
                     .into_iter()
                     .map(String::from)
                     .collect();
-                let answering = obs.members.iter().filter(|p| p.answered).count();
                 self.probes.push(ProbeRecord {
                     at_s: self.at(),
                     step: i,
@@ -331,43 +402,14 @@ impl Runner<'_> {
                     serializable_readers: readers.clone(),
                     first_write_ms: obs.first_write_ms,
                 });
-                if let Some(w) = writable {
-                    let detail = match (w, obs.writable) {
-                        (false, true) => format!(
-                            "a write was acknowledged (by {}) although none should be",
-                            obs.acked_by.clone().unwrap_or_default()
-                        ),
-                        _ => format!("writable: expected {w}, observed {}", obs.writable),
-                    };
-                    self.check(i, "writable", *w == obs.writable, detail);
-                }
-                if let Some(l) = leader {
-                    self.check(
-                        i,
-                        "leader",
-                        *l == obs.leader.is_some(),
-                        format!(
-                            "leader: expected {}, observed {:?}",
-                            if *l { "one" } else { "none" },
-                            obs.leader
-                        ),
-                    );
-                }
-                if let Some(n) = serializable_readers {
-                    self.check(
-                        i,
-                        "serializable-readers",
-                        *n == readers.len(),
-                        format!("expected {n}, observed {} {readers:?}", readers.len()),
-                    );
-                }
-                if let Some(n) = members_answering {
-                    self.check(
-                        i,
-                        "members-answering",
-                        *n == answering,
-                        format!("expected {n}, observed {answering}"),
-                    );
+                let want = Expectation {
+                    writable: *writable,
+                    leader: *leader,
+                    serializable_readers: *serializable_readers,
+                    members_answering: *members_answering,
+                };
+                for (name, passed, detail) in judge_expectation(&want, &obs) {
+                    self.check(i, name, passed, detail);
                 }
                 Ok(format!(
                     "writable {}, leader {:?}, {} serializable readers",
@@ -394,6 +436,9 @@ impl Runner<'_> {
                         .await?;
                     healed.push(m.name.clone());
                 }
+                // A step after heal must see a cluster that is healthy again, not one whose
+                // restarted members are still replaying their logs.
+                c.wait_settled(Duration::from_secs(60)).await?;
                 if let Some(w) = &self.writer {
                     w.update(c);
                 }
@@ -415,82 +460,8 @@ impl Runner<'_> {
                 members,
                 bump_revision,
             } => {
-                if let Some(w) = self.writer.take() {
-                    self.max_write_gap_s = Some(w.finish().await);
-                }
-                let snap = match snapshot {
-                    Some(n) => self.snaps.iter().find(|s| &s.name == n),
-                    None => self.snaps.last(),
-                }
-                .ok_or_else(|| Error::Failed("no snapshot to restore from".into()))?;
-                let (path, revision, old_cluster_id) =
-                    (snap.file.path.clone(), snap.revision, snap.cluster_id);
-                // The disaster is declared: RTO runs from here.
-                self.rto = Some((Instant::now(), vec![]));
-                let c = self
-                    .cluster
-                    .as_mut()
-                    .ok_or_else(|| Error::Failed("no cluster to restore".into()))?;
-                for m in c.members.clone() {
-                    if m.state == MemberState::Paused {
-                        self.injector
-                            .inject(c, FaultKind::Unpause, &Target::Member(m.index))
-                            .await?;
-                    }
-                    if matches!(
-                        m.state,
-                        MemberState::Running | MemberState::Partitioned | MemberState::Paused
-                    ) {
-                        self.injector
-                            .inject(c, FaultKind::Stop, &Target::Member(m.index))
-                            .await?;
-                    }
-                }
-                self.lap("stop-survivors");
-                // The snapshot step read its revision already: check the file again (the
-                // procedure re-checks the backup it restores from) and stage it.
-                let (file, _) = recovery::check_snapshot(&path, false).await?;
-                self.lap("snapshot-checked");
-                let c = self.cluster.as_mut().expect("checked");
-                let names = members
-                    .clone()
-                    .unwrap_or_else(|| c.members.iter().map(|m| m.name.clone()).collect());
-                let opts = RestoreOptions {
-                    skip_hash_check: false,
-                    bump_revision: *bump_revision,
-                };
-                snapshot::check_restore_options(&c.image, &opts)?;
-                let mut laps = vec![];
-                let source = recovery::stage_source(c, &file.path).await?;
-                recovery::restore_and_start(
-                    c,
-                    &source,
-                    &file.file_name(),
-                    &names,
-                    &opts,
-                    |p, at| laps.push((p.to_string(), at)),
-                )
-                .await?;
-                for (phase, at) in laps {
-                    self.lap_at(&phase, at);
-                }
-                let c = self.cluster.as_mut().expect("checked");
-                recovery::first_write(c, Duration::from_secs(30)).await?;
-                self.lap("first-write");
-                let c = self.cluster.as_mut().expect("checked");
-                c.wait_healthy(Duration::from_secs(30)).await?;
-                let c = self.cluster.as_ref().expect("checked");
-                let leader = c.leader().await.unwrap_or_default();
-                self.restored = Some(Restored {
-                    revision,
-                    old_cluster_id,
-                    members: names.clone(),
-                });
-                Ok(format!(
-                    "{} members restored from {} (revision {revision}); leader {leader}",
-                    names.len(),
-                    file.file_name()
-                ))
+                self.restore(snapshot.as_deref(), members.as_deref(), *bump_revision)
+                    .await
             }
             Step::ReplaceMember { member } => {
                 let c = self
@@ -504,54 +475,7 @@ impl Runner<'_> {
                 }
                 Ok(format!("{member} replaced by {new}"))
             }
-            Step::Verify {} => {
-                let c = self
-                    .cluster
-                    .as_ref()
-                    .ok_or_else(|| Error::Failed("no cluster to verify".into()))?;
-                let (rev, old, members) = match &self.restored {
-                    Some(r) => (r.revision, r.old_cluster_id, r.members.clone()),
-                    // Nothing restored: every acknowledged write must be there; same cluster.
-                    None => (
-                        i64::MAX,
-                        0,
-                        c.members.iter().map(|m| m.name.clone()).collect(),
-                    ),
-                };
-                let ds = self.dataset;
-                let v = verify::verify(
-                    c,
-                    &Expected {
-                        dataset: &ds,
-                        acks: &self.acks,
-                        snapshot_revision: rev,
-                        old_cluster_id: old,
-                        members,
-                    },
-                )
-                .await;
-                let passed = v.passed();
-                for ch in &v.checks {
-                    self.verified(i, ch);
-                }
-                if self.restored.is_some() {
-                    self.rpo = Some(Rpo {
-                        writes: v.rpo_writes,
-                        revisions: v.rpo_revisions,
-                    });
-                }
-                self.lap("verified");
-                self.finish_rto();
-                Ok(format!(
-                    "{} keys verified; {}",
-                    v.keys_verified,
-                    if passed {
-                        "all checks passed"
-                    } else {
-                        "checks FAILED"
-                    }
-                ))
-            }
+            Step::Verify {} => self.verify(i).await,
             Step::QuorumTable { sizes } => {
                 let sizes = quorum::parse_sizes(sizes.as_deref().unwrap_or("1-9"))?;
                 let o = quorum::SweepOptions {
@@ -595,6 +519,179 @@ impl Runner<'_> {
     }
 }
 
+impl Runner<'_> {
+    /// The drill's `restore` step: the disaster is declared (RTO runs from here) and the one
+    /// restore procedure, [`recovery::restore_from_backup`], runs on the snapshot as it was
+    /// recorded when taken.
+    async fn restore(
+        &mut self,
+        snapshot: Option<&str>,
+        members: Option<&[String]>,
+        bump_revision: Option<u64>,
+    ) -> Result<String> {
+        if let Some(w) = self.writer.take() {
+            self.max_write_gap_s = Some(w.finish(&mut self.ledger).await);
+        }
+        let snap = match snapshot {
+            Some(n) => self.snaps.iter().find(|s| s.name == n),
+            None => self.snaps.last(),
+        }
+        .ok_or_else(|| Error::Failed("no snapshot to restore from".into()))?;
+        let (backup, old_cluster_id) = (snap.backup.clone(), snap.cluster_id);
+        let c = self
+            .cluster
+            .as_mut()
+            .ok_or_else(|| Error::Failed("no cluster to restore".into()))?;
+        let names: Vec<String> = members
+            .map(<[String]>::to_vec)
+            .unwrap_or_else(|| c.members.iter().map(|m| m.name.clone()).collect());
+        let opts = RestoreOptions {
+            skip_hash_check: false,
+            bump_revision,
+        };
+        let last_revision = self.ledger.last_revision();
+        let t0 = Instant::now();
+        let mut laps = vec![];
+        let restored = recovery::restore_from_backup(
+            c,
+            &mut self.injector,
+            &backup,
+            &names,
+            &opts,
+            &mut self.ledger,
+            &mut |p, at| laps.push((p.to_string(), at)),
+        )
+        .await;
+        self.rto = Some((t0, vec![]));
+        for (phase, at) in laps {
+            self.lap_at(&phase, at);
+        }
+        let restored = restored?;
+        let c = self.cluster.as_ref().expect("checked");
+        let leader = c.leader().await.unwrap_or_default();
+        self.restored = Some(Restored {
+            old_cluster_id,
+            members: names.clone(),
+            loss: restored.loss,
+            revisions: (last_revision - backup.status.revision).max(0),
+        });
+        Ok(format!(
+            "{} members restored from {} (revision {}); leader {leader}",
+            names.len(),
+            restored.file.file_name(),
+            backup.status.revision
+        ))
+    }
+
+    /// The drill's `verify` step: everything the ledger says must be there is, and nothing
+    /// else; after a restore, against the snapshot and what was written since.
+    async fn verify(&mut self, i: usize) -> Result<String> {
+        if let Some(w) = &self.writer {
+            w.drain(&mut self.ledger);
+        }
+        let c = self
+            .cluster
+            .as_ref()
+            .ok_or_else(|| Error::Failed("no cluster to verify".into()))?;
+        let (old, members) = match &self.restored {
+            Some(r) => (r.old_cluster_id, r.members.clone()),
+            None => (
+                self.initial_cluster_id,
+                c.members.iter().map(|m| m.name.clone()).collect(),
+            ),
+        };
+        let (acks, snapshot_revision) = self.ledger.expected_dataset();
+        let harness = self.ledger.harness_view();
+        let ds = self.dataset;
+        let v = verify::verify(
+            c,
+            &Expected {
+                dataset: &ds,
+                acks: &acks,
+                snapshot_revision,
+                old_cluster_id: old,
+                restored: self.restored.is_some(),
+                members,
+                harness: &harness,
+            },
+        )
+        .await;
+        let passed = v.passed();
+        for ch in &v.checks {
+            self.verified(i, ch);
+        }
+        if let Some(r) = &self.restored {
+            self.rpo = Some(Rpo {
+                writes: r.loss.total(),
+                revisions: r.revisions,
+                dataset_writes: r.loss.dataset_writes,
+                harness_writes: r.loss.harness_writes,
+            });
+        }
+        self.lap("verified");
+        self.finish_rto();
+        Ok(format!(
+            "{} keys verified; {}",
+            v.keys_verified,
+            if passed {
+                "all checks passed"
+            } else {
+                "checks FAILED"
+            }
+        ))
+    }
+}
+
+/// What an `expect` step asks of an observation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expectation {
+    pub writable: Option<bool>,
+    pub leader: Option<bool>,
+    pub serializable_readers: Option<usize>,
+    pub members_answering: Option<usize>,
+}
+
+/// One check per expectation set: (name, passed, what was expected and observed). Counts
+/// are of members that were probed and answered, never of members believed up.
+pub fn judge_expectation(
+    want: &Expectation,
+    obs: &quorum::Observation,
+) -> Vec<(&'static str, bool, String)> {
+    let mut out = vec![];
+    if let Some(w) = want.writable {
+        let detail = match (w, obs.writable) {
+            (false, true) => format!(
+                "a write was acknowledged (by {}) although none should be",
+                obs.acked_by.as_deref().unwrap_or("?")
+            ),
+            _ => format!(
+                "writable: expected {w}, observed {} ({} attempt(s))",
+                obs.writable, obs.attempts
+            ),
+        };
+        out.push(("writable", w == obs.writable, detail));
+    }
+    if let Some(l) = want.leader {
+        let detail = format!(
+            "leader: expected {}, observed {:?}",
+            if l { "one" } else { "none" },
+            obs.leader
+        );
+        out.push(("leader", l == obs.leader.is_some(), detail));
+    }
+    if let Some(n) = want.serializable_readers {
+        let readers = obs.serializable_readers();
+        let detail = format!("expected {n}, observed {} {readers:?}", readers.len());
+        out.push(("serializable-readers", n == readers.len(), detail));
+    }
+    if let Some(n) = want.members_answering {
+        let answering = obs.answering();
+        let detail = format!("expected {n}, observed {answering}");
+        out.push(("members-answering", n == answering, detail));
+    }
+    out
+}
+
 fn short(name: &str) -> String {
     name.chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -624,7 +721,8 @@ async fn run_once(
             value_size: *s.dataset.value_size.get_ref(),
             seed,
         },
-        acks: AckLog::default(),
+        ledger: Ledger::default(),
+        initial_cluster_id: 0,
         next_index: 0,
         snaps: vec![],
         restored: None,
@@ -647,7 +745,11 @@ async fn run_once(
         let step = step.get_ref();
         progress.step(i, &step.title());
         let start_s = r.at();
-        let result = r.step(i, step).await;
+        let result = tokio::select! {
+            biased;
+            _ = opts.cancel.cancelled() => Err(Error::Failed("interrupted by a signal".into())),
+            res = r.step(i, step) => res,
+        };
         let seconds = r.at() - start_s;
         let failed_checks = r.checks.iter().any(|c| c.step == i && !c.passed);
         let (ok, detail) = match result {
@@ -671,7 +773,7 @@ async fn run_once(
         }
     }
     if let Some(w) = r.writer.take() {
-        r.max_write_gap_s = Some(w.finish().await);
+        r.max_write_gap_s = Some(w.finish(&mut r.ledger).await);
     }
     r.finish_rto();
     if let Some(c) = r.cluster.take()
@@ -682,12 +784,14 @@ async fn run_once(
     progress.finish();
 
     let gates = evaluate_gates(s, r.rto_done.as_ref(), r.rpo.as_ref(), r.max_write_gap_s);
-    let verdict =
-        if error.is_none() && r.checks.iter().all(|c| c.passed) && gates.iter().all(|g| g.passed) {
-            "pass"
-        } else {
-            "fail"
-        };
+    if error.is_none() && r.checks.is_empty() && gates.is_empty() {
+        error = Some("no check or gate was evaluated: a pass needs evidence".into());
+    }
+    let verdict = if opts.cancel.is_cancelled() {
+        INTERRUPTED
+    } else {
+        verdict(error.is_some(), &r.checks, &gates)
+    };
     let t0_ms = started_at_ms as f64;
     let fault_events = r
         .injector
@@ -727,10 +831,10 @@ async fn run_once(
             .iter()
             .map(|x| SnapshotRecord {
                 name: x.name.clone(),
-                file: x.file.file_name(),
-                revision: x.revision,
-                size: x.file.size,
-                sha256: x.file.sha256.clone(),
+                file: x.backup.file.file_name(),
+                revision: x.backup.status.revision,
+                size: x.backup.file.size,
+                sha256: x.backup.file.sha256.clone(),
                 member: x.member.clone(),
                 at_s: x.at_s,
             })
@@ -742,6 +846,16 @@ async fn run_once(
         table: r.table,
         verdict: verdict.into(),
         error,
+    }
+}
+
+/// Pass only with evidence: no error, at least one check or gate, and all of them passed.
+pub fn verdict(errored: bool, checks: &[CheckRecord], gates: &[GateResult]) -> &'static str {
+    let evidence = !checks.is_empty() || !gates.is_empty();
+    if !errored && evidence && checks.iter().all(|c| c.passed) && gates.iter().all(|g| g.passed) {
+        "pass"
+    } else {
+        "fail"
     }
 }
 
@@ -872,4 +986,136 @@ pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf
     write("report.html", crate::render::report_html(r))?;
     write("metrics.prom", crate::render::metrics_prom(r))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::{MemberProbe, Observation};
+
+    fn obs(writable: bool, leader: bool, readers: usize, answering: usize) -> Observation {
+        Observation {
+            writable,
+            acked_by: writable.then(|| "etcd-1".into()),
+            first_write_ms: writable.then_some(20),
+            leader_seen_ms: None,
+            leader: leader.then(|| "etcd-1".into()),
+            members: (0..answering)
+                .map(|i| MemberProbe {
+                    member: format!("etcd-{}", i + 1),
+                    answered: true,
+                    linearizable_read: writable,
+                    serializable_read: i < readers,
+                    leader: None,
+                    unreachable: None,
+                })
+                .collect(),
+            elapsed_ms: 100,
+            attempts: 1,
+            writes: vec![],
+        }
+    }
+
+    #[test]
+    fn each_expectation_passes_when_it_holds_and_fails_when_it_does_not() {
+        let o = obs(true, true, 3, 3);
+        let cases = [
+            (
+                Expectation {
+                    writable: Some(true),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Expectation {
+                    writable: Some(false),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Expectation {
+                    leader: Some(true),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Expectation {
+                    leader: Some(false),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Expectation {
+                    serializable_readers: Some(3),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Expectation {
+                    serializable_readers: Some(2),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                Expectation {
+                    members_answering: Some(3),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                Expectation {
+                    members_answering: Some(4),
+                    ..Default::default()
+                },
+                false,
+            ),
+        ];
+        for (want, pass) in cases {
+            let got = judge_expectation(&want, &o);
+            assert_eq!(got.len(), 1, "{want:?}");
+            assert_eq!(got[0].1, pass, "{want:?}: {}", got[0].2);
+        }
+        // And the other way round: a cluster without quorum.
+        let down = obs(false, false, 1, 2);
+        let want = Expectation {
+            writable: Some(false),
+            leader: Some(false),
+            serializable_readers: Some(1),
+            members_answering: Some(2),
+        };
+        assert!(judge_expectation(&want, &down).iter().all(|c| c.1));
+        let wrong = Expectation {
+            writable: Some(true),
+            leader: Some(true),
+            serializable_readers: Some(2),
+            members_answering: Some(3),
+        };
+        assert!(judge_expectation(&wrong, &down).iter().all(|c| !c.1));
+    }
+
+    #[test]
+    fn no_evidence_is_no_pass() {
+        assert_eq!(verdict(false, &[], &[]), "fail");
+        let ok = CheckRecord {
+            step: 1,
+            name: "writable".into(),
+            passed: true,
+            detail: String::new(),
+            seconds: None,
+        };
+        assert_eq!(verdict(false, std::slice::from_ref(&ok), &[]), "pass");
+        assert_eq!(verdict(true, std::slice::from_ref(&ok), &[]), "fail");
+        let bad = CheckRecord {
+            passed: false,
+            ..ok.clone()
+        };
+        assert_eq!(verdict(false, &[ok, bad], &[]), "fail");
+    }
 }

@@ -9,12 +9,38 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot reach the Docker daemon: {source}. Start Docker (e.g. `systemctl start docker`) or point DOCKER_HOST at a running daemon"
+        "cannot reach the Docker daemon at {host}: {source}. Start Docker (e.g. `systemctl start docker`) or point DOCKER_HOST at a running daemon"
     )]
     DockerUnavailable {
+        host: String,
         #[source]
         source: bollard::errors::Error,
     },
+
+    #[error(
+        "cannot use the Docker endpoint {endpoint}: {reason}. Set DOCKER_HOST to unix:///path/to/docker.sock or tcp://HOST:PORT (plain, without TLS)"
+    )]
+    DockerEndpoint { endpoint: String, reason: String },
+
+    #[error(
+        "cluster name {name} is in use ({found}); pick another --name, or remove it first with `etcd-drill cluster down {name}`"
+    )]
+    ClusterNameInUse { name: String, found: String },
+
+    #[error(
+        "cluster name {name} would reuse Docker objects etcd-drill did not make ({found}); pick another --name"
+    )]
+    ClusterNamesTaken { name: String, found: String },
+
+    #[error(
+        "the exit code of {what} in container {container} could not be read, so its result is unknown; check the Docker daemon (`docker info`, its logs) and run again"
+    )]
+    ExitCodeUnknown { what: String, container: String },
+
+    #[error(
+        "reports of different scenarios ({old} vs {new}) are not comparable; compare runs of one scenario, or pass --force"
+    )]
+    ReportsNotComparable { old: String, new: String },
 
     #[error("Docker call failed while {context}: {source}")]
     Docker {

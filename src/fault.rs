@@ -331,8 +331,17 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
         // Docker may publish the client port on another host port after a restart.
         cluster.refresh_ports().await?;
     }
+    if matches!(kind, FaultKind::Restart | FaultKind::Unpause) {
+        // Docker returns once the process runs; etcd listens a moment later. Until then its
+        // port proxy resets connections, which the next step would take for a fault.
+        let m = cluster.member(name).expect("resolved targets exist");
+        cluster.wait_answering(m, RESTART_TIMEOUT).await?;
+    }
     Ok(())
 }
+
+/// How long a restarted or unpaused member may take to answer again (it replays its WAL).
+const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Chain name used for the rules, so heal removes exactly what partition added.
 const CHAIN: &str = "ETCD_DRILL";

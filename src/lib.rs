@@ -9,6 +9,7 @@
 //! - [`fault`]: failure injection (permanent loss, kill, stop, pause, partition, …);
 //! - [`quorum`]: the fault-tolerance table, checked by observation;
 //! - [`dataset`]: the deterministic dataset and the log of acknowledged writes;
+//! - [`ledger`]: every acknowledged write across restores, and what must therefore be present;
 //! - [`snapshot`]: saving, checking, staging and restoring snapshot files;
 //! - [`verify`]: the checks that say whether a restored cluster holds what it should;
 //! - [`recovery`]: the restore drill, member replacement and `verify-snapshot`;
@@ -25,6 +26,7 @@ pub mod drill;
 pub mod error;
 pub mod fault;
 pub mod image;
+pub mod ledger;
 pub mod quorum;
 pub mod recovery;
 pub mod render;

@@ -59,10 +59,23 @@ impl Default for ObserveOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberProbe {
     pub member: String,
+    /// It answered at least one request (success or etcd's own refusal) during the
+    /// observation.
     pub answered: bool,
     pub linearizable_read: bool,
     pub serializable_read: bool,
     pub leader: Option<String>,
+    /// Why it never answered, when it did not: the last transport error (connection
+    /// refused, reset, timed out without ever answering).
+    pub unreachable: Option<String>,
+}
+
+/// A harness write tried during an observation: its value, and the revision etcd
+/// acknowledged it at (none when it was not acknowledged).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeWrite {
+    pub value: String,
+    pub revision: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +91,11 @@ pub struct Observation {
     pub leader: Option<String>,
     pub members: Vec<MemberProbe>,
     pub elapsed_ms: u64,
+    /// How many rounds of writes were tried (at least one).
+    pub attempts: u32,
+    /// Every write tried, for the ledger.
+    #[serde(skip)]
+    pub writes: Vec<ProbeWrite>,
 }
 
 impl Observation {
@@ -89,6 +107,90 @@ impl Observation {
             .map(|m| m.member.as_str())
             .collect()
     }
+
+    /// Members that answered at all.
+    pub fn answering(&self) -> usize {
+        self.members.iter().filter(|m| m.answered).count()
+    }
+
+    /// The observation itself failed: a member the harness believes is up never answered.
+    /// That is not evidence of unavailability — it is a fault of the observation (a stale
+    /// port, a member not yet serving) and must be reported as one.
+    pub fn error(&self) -> Option<String> {
+        let bad: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| !m.answered)
+            .map(|m| {
+                format!(
+                    "{}: {}",
+                    m.member,
+                    m.unreachable.as_deref().unwrap_or("no answer")
+                )
+            })
+            .collect();
+        (!bad.is_empty()).then(|| {
+            format!(
+                "the observation could not reach members the harness believes are up, so it proves nothing about availability: {}",
+                bad.join("; ")
+            )
+        })
+    }
+}
+
+/// How one request to a member ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    Ok,
+    /// etcd answered and refused (no leader, its own request timeout, …).
+    Refused,
+    /// The request was sent and nothing came back in time.
+    TimedOut,
+    /// The member could not be reached at all (connection refused or reset, no route).
+    Unreachable,
+}
+
+/// Tells etcd's own refusals from failures to reach it. A gRPC status that etcd sent
+/// arrives in the response trailers and carries no source error; one the client made up
+/// from a transport failure (refused, reset, timed out) wraps that failure as its source.
+pub fn classify(e: &etcd_client::Error) -> Reply {
+    use std::error::Error as _;
+    match e {
+        etcd_client::Error::GRpcStatus(s) => match s.source() {
+            None => Reply::Refused,
+            Some(src) => {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(src);
+                while let Some(err) = cur {
+                    if err.is::<tonic::TimeoutExpired>() {
+                        return Reply::TimedOut;
+                    }
+                    cur = err.source();
+                }
+                Reply::Unreachable
+            }
+        },
+        _ => Reply::Unreachable,
+    }
+}
+
+/// What one member has shown so far in an observation.
+#[derive(Debug, Default)]
+struct Seen {
+    answered: bool,
+    unreachable: Option<String>,
+}
+
+impl Seen {
+    fn note<T>(&mut self, r: &std::result::Result<T, etcd_client::Error>) {
+        match r {
+            Ok(_) => self.answered = true,
+            Err(e) => match classify(e) {
+                Reply::Ok | Reply::Refused => self.answered = true,
+                Reply::TimedOut | Reply::Unreachable => self.unreachable = Some(e.to_string()),
+            },
+        }
+    }
 }
 
 async fn member_client(
@@ -96,21 +198,20 @@ async fn member_client(
     m: &Member,
     timeout: Duration,
     require_leader: bool,
-) -> Option<Client> {
+) -> std::result::Result<Client, etcd_client::Error> {
     let opts = cluster
         .connect_options()
         .with_timeout(timeout)
         .with_connect_timeout(timeout)
         .with_require_leader(require_leader);
-    Client::connect([m.client_url.as_str()], Some(opts))
-        .await
-        .ok()
+    Client::connect([m.client_url.as_str()], Some(opts)).await
 }
 
-/// Observes availability through every member that should answer: repeatedly tries a
-/// linearizable write (with `require_leader`, so a leaderless member says so at once) until
-/// one is acknowledged or the window closes; then probes linearizable and serializable
-/// reads and the leader each member sees.
+/// Observes availability through every member that should answer: tries a linearizable
+/// write (with `require_leader`, so a leaderless member says so at once) through each, at
+/// least once and until one is acknowledged or the window closes; then probes linearizable
+/// and serializable reads and the leader each member sees. Members that never answer are
+/// reported by [`Observation::error`], not counted as unavailable.
 pub async fn observe(cluster: &Cluster, key: &str, opts: ObserveOptions) -> Observation {
     let t0 = Instant::now();
     let live: Vec<&Member> = cluster
@@ -118,46 +219,60 @@ pub async fn observe(cluster: &Cluster, key: &str, opts: ObserveOptions) -> Obse
         .iter()
         .filter(|m| m.state.answers_clients())
         .collect();
-    let mut writers = vec![];
-    for m in &live {
-        writers.push((
-            m,
-            member_client(cluster, m, opts.attempt_timeout, true).await,
-        ));
-    }
+    let mut seen: Vec<Seen> = live.iter().map(|_| Seen::default()).collect();
+    let mut clients: Vec<Option<Client>> = live.iter().map(|_| None).collect();
     let (mut acked_by, mut first_write_ms, mut leader_seen_ms) = (None, None, None);
-    let mut attempt = 0u32;
-    while !live.is_empty() && t0.elapsed() < opts.window {
-        attempt += 1;
-        let value = format!("attempt-{attempt}");
-        let tries = writers.iter_mut().map(|(m, c)| {
+    let mut writes = vec![];
+    let mut attempts = 0u32;
+    while !live.is_empty() {
+        attempts += 1;
+        let value = format!("attempt-{attempts}");
+        let tries = live.iter().zip(clients.iter_mut()).map(|(m, slot)| {
             let value = value.clone();
             async move {
-                let c = c.as_mut()?;
-                let wrote = c.put(key, value, None).await.is_ok();
+                if slot.is_none() {
+                    match member_client(cluster, m, opts.attempt_timeout, true).await {
+                        Ok(c) => *slot = Some(c),
+                        Err(e) => return (Err(e), None),
+                    }
+                }
+                let c = slot.as_mut().expect("connected above");
+                let wrote = c.put(key, value, None).await;
                 // The status round trip tells leader election apart from write success.
                 let leader = c.status().await.ok().map(|s| s.leader());
-                Some((m.name.clone(), wrote, leader))
+                (wrote.map(|r| r.header().map(|h| h.revision())), leader)
             }
         });
         let results = futures_util::future::join_all(tries).await;
-        for (name, wrote, leader) in results.into_iter().flatten() {
+        for (i, (wrote, leader)) in results.into_iter().enumerate() {
+            seen[i].note(&wrote);
+            if leader.is_some() {
+                seen[i].answered = true;
+            }
             if leader_seen_ms.is_none() && leader.is_some_and(|l| l != 0) {
                 leader_seen_ms = Some(t0.elapsed().as_millis() as u64);
             }
-            if wrote && acked_by.is_none() {
-                acked_by = Some(name);
+            let revision = wrote.ok().flatten();
+            writes.push(ProbeWrite {
+                value: value.clone(),
+                revision,
+            });
+            if revision.is_some() && acked_by.is_none() {
+                acked_by = Some(live[i].name.clone());
                 first_write_ms = Some(t0.elapsed().as_millis() as u64);
             }
         }
-        if acked_by.is_some() {
+        if acked_by.is_some() || t0.elapsed() >= opts.window {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let members =
-        futures_util::future::join_all(live.iter().map(|m| probe_reads(cluster, m, key, opts)))
-            .await;
+    let members = futures_util::future::join_all(
+        live.iter()
+            .zip(seen)
+            .map(|(m, s)| probe_reads(cluster, m, key, opts, s)),
+    )
+    .await;
     let leader_id = members.iter().find_map(|p| p.leader.clone());
     if leader_seen_ms.is_none() && leader_id.is_some() {
         leader_seen_ms = Some(t0.elapsed().as_millis() as u64);
@@ -170,6 +285,8 @@ pub async fn observe(cluster: &Cluster, key: &str, opts: ObserveOptions) -> Obse
         leader: leader_id,
         members,
         elapsed_ms: t0.elapsed().as_millis() as u64,
+        attempts,
+        writes,
     }
 }
 
@@ -178,6 +295,7 @@ async fn probe_reads(
     m: &Member,
     key: &str,
     opts: ObserveOptions,
+    mut seen: Seen,
 ) -> MemberProbe {
     let mut probe = MemberProbe {
         member: m.name.clone(),
@@ -185,28 +303,38 @@ async fn probe_reads(
         linearizable_read: false,
         serializable_read: false,
         leader: None,
+        unreachable: None,
     };
-    let Some(mut c) = member_client(cluster, m, opts.attempt_timeout, false).await else {
-        return probe;
-    };
-    if let Ok(st) = c.status().await {
-        probe.answered = true;
-        probe.leader = cluster
-            .members
-            .iter()
-            .find(|x| x.id == st.leader() && st.leader() != 0)
-            .map(|x| x.name.clone());
+    match member_client(cluster, m, opts.attempt_timeout, false).await {
+        Err(e) => seen.note::<()>(&Err(e)),
+        Ok(mut c) => {
+            let st = c.status().await;
+            seen.note(&st);
+            if let Ok(st) = st {
+                probe.leader = cluster
+                    .members
+                    .iter()
+                    .find(|x| x.id == st.leader() && st.leader() != 0)
+                    .map(|x| x.name.clone());
+            }
+            // A leaderless member refuses a require-leader read at once instead of timing
+            // out; a member that has a leader still goes through the read index.
+            let linearizable = async {
+                let mut c = member_client(cluster, m, opts.attempt_timeout, true).await?;
+                c.get(key, None).await
+            };
+            let serializable = c.get(key, Some(GetOptions::new().with_serializable()));
+            let (lin, ser) = tokio::join!(linearizable, serializable);
+            seen.note(&lin);
+            seen.note(&ser);
+            probe.linearizable_read = lin.is_ok();
+            probe.serializable_read = ser.is_ok();
+        }
     }
-    // A leaderless member refuses a require-leader read at once instead of timing out;
-    // a member that has a leader still goes through the read index.
-    let linearizable = async {
-        let mut c = member_client(cluster, m, opts.attempt_timeout, true).await?;
-        c.get(key, None).await.ok()
-    };
-    let serializable = c.get(key, Some(GetOptions::new().with_serializable()));
-    let (lin, ser) = tokio::join!(linearizable, serializable);
-    probe.linearizable_read = lin.is_some();
-    probe.serializable_read = ser.is_ok();
+    probe.answered = seen.answered;
+    if !seen.answered {
+        probe.unreachable = seen.unreachable.or_else(|| Some("no answer".into()));
+    }
     probe
 }
 
@@ -353,6 +481,11 @@ pub async fn sweep_size(docker: &Docker, size: usize, opts: &SweepOptions) -> Re
         }
         let observation =
             observe(&cluster, &format!("/etcd-drill/quorum/k{k}"), opts.observe).await;
+        if let Some(e) = observation.error() {
+            return Err(crate::Error::Failed(format!(
+                "size {size}, {k} failed: {e}"
+            )));
+        }
         cells.push(Cell {
             failed: k,
             predicted_writable: predicted_writable(size, k),
@@ -453,6 +586,66 @@ mod tests {
         }
     }
 
+    fn probe(name: &str, answered: bool) -> MemberProbe {
+        MemberProbe {
+            member: name.into(),
+            answered,
+            linearizable_read: false,
+            serializable_read: answered,
+            leader: None,
+            unreachable: (!answered).then(|| "transport error: connection reset".into()),
+        }
+    }
+
+    fn observation(members: Vec<MemberProbe>) -> Observation {
+        Observation {
+            writable: false,
+            acked_by: None,
+            first_write_ms: None,
+            leader_seen_ms: None,
+            leader: None,
+            members,
+            elapsed_ms: 3000,
+            attempts: 5,
+            writes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_member_that_never_answered_makes_the_observation_an_error_not_a_finding() {
+        let good = observation(vec![probe("etcd-1", true), probe("etcd-2", true)]);
+        assert_eq!(good.error(), None);
+        assert_eq!(good.answering(), 2);
+        let bad = observation(vec![probe("etcd-1", true), probe("etcd-2", false)]);
+        let e = bad.error().expect("an unreachable member is an error");
+        assert!(
+            e.contains("etcd-2: transport error: connection reset"),
+            "{e}"
+        );
+        assert_eq!(bad.answering(), 1);
+        assert_eq!(bad.serializable_readers(), vec!["etcd-1"]);
+    }
+
+    #[test]
+    fn etcds_own_refusals_are_answers_and_transport_failures_are_not() {
+        let refused =
+            etcd_client::Error::GRpcStatus(tonic::Status::unavailable("etcdserver: no leader"));
+        assert_eq!(classify(&refused), Reply::Refused);
+        let reset = etcd_client::Error::GRpcStatus(tonic::Status::from_error(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        )));
+        assert_eq!(classify(&reset), Reply::Unreachable);
+        let timeout = etcd_client::Error::GRpcStatus(tonic::Status::from_error(Box::new(
+            tonic::TimeoutExpired(()),
+        )));
+        assert_eq!(classify(&timeout), Reply::TimedOut);
+        let mut s = Seen::default();
+        s.note::<()>(&Err(reset));
+        assert!(!s.answered && s.unreachable.is_some());
+        s.note::<()>(&Err(refused));
+        assert!(s.answered, "a refusal from etcd is an answer");
+    }
+
     #[test]
     fn sizes_parse_and_are_range_checked() {
         assert_eq!(parse_sizes("1-9").unwrap(), (1..=9).collect::<Vec<_>>());
@@ -485,6 +678,8 @@ mod checker_bites {
                 leader: None,
                 members: vec![],
                 elapsed_ms: 0,
+                attempts: 1,
+                writes: vec![],
             },
         }
     }

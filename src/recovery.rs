@@ -14,6 +14,7 @@ use crate::cluster::{Cluster, ClusterSpec, MemberState};
 use crate::dataset::{self, AckLog, Dataset};
 use crate::error::{Error, Result};
 use crate::fault::{FaultEvent, FaultKind, Injector, Target};
+use crate::ledger::{Cut, Ledger, Loss};
 use crate::snapshot::{
     self, Integrity, RestoreOptions, SnapshotFile, SnapshotSource, SnapshotStatus,
 };
@@ -142,6 +143,10 @@ pub struct RestoreDrillReport {
     pub disaster: Disaster,
     pub fault_events: Vec<FaultEvent>,
     pub checks: Vec<Check>,
+    /// Why the recovery stopped before it was verified (the restore tool failed, the
+    /// cluster never became healthy, no write succeeded): a failed drill, not bad input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RestoreDrillReport {
@@ -208,7 +213,7 @@ pub async fn restore_drill(
     };
     let sm = cluster.member(&source).expect("resolved").clone();
     let snap = snapshot::save(&cluster, &sm, &cluster.run_dir.join("snapshots")).await?;
-    let backup = record_backup(&cluster, snap, false).await?;
+    let backup = record_backup(&cluster, snap, false, 0).await?;
 
     // 3. Writes the backup will not have.
     let post = dataset::load(
@@ -232,7 +237,7 @@ pub async fn restore_drill(
         // Restored members run the restore version; the rest of the drill uses it too.
         cluster.image = restore_image;
     }
-    let r = recover(
+    let recovered = recover(
         &mut cluster,
         &mut injector,
         &backup,
@@ -245,10 +250,14 @@ pub async fn restore_drill(
             old_cluster_id,
         },
     )
-    .await?;
-
+    .await;
+    // From the disaster on, a failure is the drill's finding: reported, verdict fail.
+    let (r, error) = match recovered {
+        Ok(r) => (r, None),
+        Err(e) => (Recovered::failed(&backup), Some(e.to_string())),
+    };
     let report = RestoreDrillReport {
-        verdict: if r.verification.passed() {
+        verdict: if error.is_none() && r.verification.passed() {
             "pass"
         } else {
             "fail"
@@ -275,6 +284,7 @@ pub async fn restore_drill(
         disaster: opts.disaster,
         fault_events: injector.events,
         checks: r.verification.checks,
+        error,
     };
     cluster.destroy().await?;
     Ok(report)
@@ -300,12 +310,11 @@ pub struct Recovered {
     pub file: SnapshotFile,
     pub status: SnapshotStatus,
     pub verification: Verification,
+    pub loss: Loss,
 }
 
-/// From disaster to verified: members lost for good, survivors stopped (as the seed stops
-/// etcd on every node before restoring), the snapshot checked before anything else is torn
-/// down, every member restored from it under a new token, started, and verified. RTO runs
-/// from the disaster.
+/// From disaster to verified: members lost for good, then [`restore_from_backup`], then
+/// the checks. RTO runs from the disaster.
 pub async fn recover(
     cluster: &mut Cluster,
     injector: &mut Injector,
@@ -327,64 +336,150 @@ pub async fn recover(
         .await?;
     let disaster_s = t_disaster.elapsed().as_secs_f64();
 
-    // The disaster has happened and is declared: RTO runs from here. The operator stops the
-    // survivors (the seed stops etcd on every node) while the backup is being checked: the
-    // check reads only the file, and nothing is torn down until it has passed.
+    // What must be back: everything acknowledged up to the snapshot, and the harness's own
+    // writes after the restore.
+    let mut ledger = Ledger::default();
+    ledger.record_dataset(r.acks.clone());
     let mut clock = Stopwatch::new();
-    let check = backup.check(r.restore.skip_hash_check);
-    let stop = async {
-        let survivors: Vec<usize> = cluster
-            .members
-            .iter()
-            .filter(|m| m.state == MemberState::Running)
-            .map(|m| m.index)
-            .collect();
-        for i in survivors {
-            injector
-                .inject(cluster, FaultKind::Stop, &Target::Member(i))
-                .await?;
-        }
-        Ok::<_, Error>(Instant::now())
-    };
-    let (checked, stopped) = tokio::join!(check, stop);
-    let stopped = stopped?;
-    let (file, _) = checked?;
-    clock.lap_at("stop-survivors", stopped);
-    clock.lap("snapshot-checked");
-    let status = backup.status.clone();
-    let per_member = restore_and_start(
+    let restored = restore_from_backup(
         cluster,
-        &backup.source,
-        &file.file_name(),
+        injector,
+        backup,
         &r.members,
         &r.restore,
-        |p, at| clock.lap_at(p, at),
+        &mut ledger,
+        &mut |p, at| clock.lap_at(p, at),
     )
     .await?;
-    first_write(cluster, Duration::from_secs(30)).await?;
-    clock.lap("first-write");
-    cluster.wait_healthy(Duration::from_secs(30)).await?;
-    let verification = verify::verify(
+    let (acks, snapshot_revision) = ledger.expected_dataset();
+    let harness = ledger.harness_view();
+    let mut verification = verify::verify(
         cluster,
         &Expected {
             dataset: r.dataset,
-            acks: r.acks,
-            snapshot_revision: status.revision,
+            acks: &acks,
+            snapshot_revision,
             old_cluster_id: r.old_cluster_id,
+            restored: true,
             members: r.members.clone(),
+            harness: &harness,
         },
     )
     .await;
+    verification.rpo_writes = restored.loss.total();
+    verification.rpo_revisions = (r.acks.max_revision() - backup.status.revision).max(0);
     clock.lap("verified");
     Ok(Recovered {
         disaster_s,
         rto_s: clock.total(),
         phases: clock.phases,
-        restore_per_member: per_member,
-        file,
-        status,
+        restore_per_member: restored.per_member,
+        file: restored.file,
+        status: backup.status.clone(),
         verification,
+        loss: restored.loss,
     })
+}
+
+impl Recovered {
+    /// A recovery that stopped on an error: nothing verified, nothing measured.
+    fn failed(backup: &Backup) -> Self {
+        Recovered {
+            disaster_s: 0.0,
+            rto_s: 0.0,
+            phases: vec![],
+            restore_per_member: vec![],
+            file: backup.file.clone(),
+            status: backup.status.clone(),
+            verification: Verification {
+                checks: vec![],
+                keys_verified: 0,
+                rpo_writes: 0,
+                rpo_revisions: 0,
+                seconds: 0.0,
+            },
+            loss: Loss::default(),
+        }
+    }
+}
+
+/// What [`restore_from_backup`] did.
+pub struct RestoredCluster {
+    pub per_member: Vec<Phase>,
+    pub file: SnapshotFile,
+    /// The acknowledged writes the restore lost.
+    pub loss: Loss,
+}
+
+/// THE restore procedure, once the disaster is declared; both the `restore-drill` command
+/// and a drill's `restore` step run it, so each phase means the same in both:
+/// - `stop-survivors`: every member still up is stopped (paused ones unpaused first), as
+///   the seed stops etcd on every node before restoring;
+/// - `snapshot-checked`: meanwhile the backup is checked again — its sha256 trailer, and its
+///   sha256 against the one recorded when it was taken — and nothing is torn down before it
+///   passes (the phase ends when both are done);
+/// - `restore`: every member's data restored from that one file under a new token;
+/// - `started`: every member's container started;
+/// - `leader-elected`: some member reports a leader;
+/// - `first-write`: a write is acknowledged, and every member answers healthy.
+///
+/// The ledger learns the restore (what it kept and lost) and the first write.
+pub async fn restore_from_backup(
+    cluster: &mut Cluster,
+    injector: &mut Injector,
+    backup: &Backup,
+    members: &[String],
+    restore: &RestoreOptions,
+    ledger: &mut Ledger,
+    lap: &mut dyn FnMut(&str, Instant),
+) -> Result<RestoredCluster> {
+    snapshot::check_restore_options(&cluster.image, restore)?;
+    let check = backup.check(restore.skip_hash_check);
+    let (checked, stopped) = tokio::join!(check, stop_survivors(cluster, injector));
+    let stopped = stopped?;
+    let (file, _) = checked?;
+    lap("stop-survivors", stopped);
+    lap("snapshot-checked", Instant::now());
+    let per_member = restore_and_start(
+        cluster,
+        &backup.source,
+        &file.file_name(),
+        members,
+        restore,
+        &mut *lap,
+    )
+    .await?;
+    let loss = ledger.restore(backup.cut);
+    let (key, value, revision) = first_write(cluster, Duration::from_secs(30)).await?;
+    ledger.acknowledged(&key, &value, revision);
+    cluster.wait_healthy(Duration::from_secs(30)).await?;
+    lap("first-write", Instant::now());
+    Ok(RestoredCluster {
+        per_member,
+        file,
+        loss,
+    })
+}
+
+/// Stops every member still up (unpausing paused ones first: a frozen process cannot be
+/// stopped gracefully); returns when the last one stopped.
+async fn stop_survivors(cluster: &mut Cluster, injector: &mut Injector) -> Result<Instant> {
+    for m in cluster.members.clone() {
+        if m.state == MemberState::Paused {
+            injector
+                .inject(cluster, FaultKind::Unpause, &Target::Member(m.index))
+                .await?;
+        }
+        if matches!(
+            m.state,
+            MemberState::Running | MemberState::Partitioned | MemberState::Paused
+        ) {
+            injector
+                .inject(cluster, FaultKind::Stop, &Target::Member(m.index))
+                .await?;
+        }
+    }
+    Ok(Instant::now())
 }
 
 pub async fn cluster_id(cluster: &Cluster) -> Result<u64> {
@@ -409,6 +504,8 @@ pub struct Backup {
     pub file: SnapshotFile,
     pub status: SnapshotStatus,
     pub source: SnapshotSource,
+    /// Which history the snapshot was cut from, at its revision.
+    pub cut: Cut,
 }
 
 impl Backup {
@@ -435,12 +532,17 @@ pub async fn record_backup(
     cluster: &Cluster,
     file: SnapshotFile,
     skip_hash_check: bool,
+    era: usize,
 ) -> Result<Backup> {
     let (checked, status, source) = stage_snapshot(cluster, &file.path, skip_hash_check).await?;
     Ok(Backup {
         file: SnapshotFile {
             member: file.member,
             ..checked
+        },
+        cut: Cut {
+            era,
+            revision: status.revision,
         },
         status,
         source,
@@ -600,14 +702,21 @@ pub async fn restore_and_start(
     Ok(done.into_iter().map(|d| d.0).collect())
 }
 
-pub async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<()> {
+/// Writes one harness key through the first member until etcd acknowledges it; returns the
+/// key, value and revision (the ledger's to record).
+pub async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<(String, String, i64)> {
     let t0 = Instant::now();
     let m = &cluster.members[0];
+    let key = format!("{}first-write", crate::ledger::HARNESS_PREFIX);
+    let value = format!("ok-{}", rand::random::<u32>());
     let mut last = String::new();
     while t0.elapsed() < timeout {
         match cluster.client(m).await {
-            Ok(mut c) => match c.put("/etcd-drill/first-write", "ok", None).await {
-                Ok(_) => return Ok(()),
+            Ok(mut c) => match c.put(key.as_str(), value.as_str(), None).await {
+                Ok(r) => match r.header() {
+                    Some(h) => return Ok((key, value, h.revision())),
+                    None => last = "the acknowledgement carried no header".into(),
+                },
                 Err(e) => last = e.to_string(),
             },
             Err(e) => last = e.to_string(),
@@ -676,16 +785,7 @@ pub async fn verify_snapshot(
         verify::verify_hashkv(&cluster)
     );
     checks.push(readable);
-    // A comparison of two numbers already read: no time of its own.
-    checks.push(Check {
-        name: "revision".into(),
-        passed: revision == status.revision,
-        detail: format!(
-            "restored cluster is at revision {revision}; snapshot status says {}",
-            status.revision
-        ),
-        seconds: 0.0,
-    });
+    checks.push(revision_check(revision, status.revision));
     checks.push(hashes.checks.remove(0));
     let passed = checks.iter().all(|c| c.passed);
     let report = SnapshotCheckReport {
@@ -703,9 +803,30 @@ pub async fn verify_snapshot(
     Ok(report)
 }
 
+/// The restored cluster must be at the revision the snapshot says it holds: a comparison of
+/// two numbers already read, so no time of its own. A revision of 0 was never read.
+pub fn revision_check(restored: i64, snapshot: i64) -> Check {
+    Check {
+        name: "revision".into(),
+        passed: restored == snapshot && restored > 0,
+        detail: format!(
+            "restored cluster is at revision {restored}; snapshot status says {snapshot}"
+        ),
+        seconds: 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_revision_check_fails_on_any_mismatch_or_an_unread_revision() {
+        assert!(revision_check(1234, 1234).passed);
+        assert!(!revision_check(1233, 1234).passed);
+        assert!(!revision_check(1235, 1234).passed);
+        assert!(!revision_check(0, 0).passed, "0 is a revision never read");
+    }
 
     /// A file shaped like a snapshot: pages plus a sha256 trailer over them.
     fn fake_snapshot(dir: &Path, fill: u8) -> std::path::PathBuf {
@@ -732,6 +853,10 @@ mod tests {
                 total_size: 4096,
             },
             source: SnapshotSource::HostDir(dir.path().to_path_buf()),
+            cut: Cut {
+                era: 0,
+                revision: 1,
+            },
         };
         backup.check(false).await.expect("the same bytes pass");
 

@@ -288,8 +288,8 @@ pub fn summary_md(r: &DrillReport) -> String {
         Some(rpo) => {
             let _ = writeln!(
                 s,
-                "### RPO: {} acknowledged writes lost ({} revisions){rpo_gate}\n",
-                rpo.writes, rpo.revisions
+                "### RPO: {} acknowledged writes lost ({} dataset, {} harness; {} revisions){rpo_gate}\n",
+                rpo.writes, rpo.dataset_writes, rpo.harness_writes, rpo.revisions
             );
         }
         None => {
@@ -988,8 +988,8 @@ pub fn report_html(r: &DrillReport) -> String {
     };
     let rpo = match &r.rpo {
         Some(rpo) => format!(
-            "{} acknowledged writes lost ({} revisions)",
-            rpo.writes, rpo.revisions
+            "{} acknowledged writes lost ({} dataset, {} harness; {} revisions)",
+            rpo.writes, rpo.dataset_writes, rpo.harness_writes, rpo.revisions
         ),
         None => "not measured".into(),
     };
@@ -1192,14 +1192,49 @@ pub fn report_html(r: &DrillReport) -> String {
 // Comparison
 // ---------------------------------------------------------------------------------------
 
-/// Times that grew by no more than this many seconds are noise, whatever the ratio.
-const TIME_NOISE_S: f64 = 0.05;
+/// When NEW counts as worse than OLD. A time or the RPO regresses only when it grew by more
+/// than the tolerance relatively *and* by more than its absolute floor: two runs of one
+/// scenario on one machine differ by fractions of a second and by a few hundred lost
+/// writes (0 → 128 is "+inf %"), and neither is a regression.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CompareOptions {
+    /// Allowed relative increase, e.g. 0.2 for 20 %.
+    pub tolerance: f64,
+    /// Seconds a time may grow by, whatever the ratio.
+    pub min_seconds: f64,
+    /// Acknowledged writes the RPO may grow by, whatever the ratio.
+    pub rpo_writes: f64,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            tolerance: 0.2,
+            min_seconds: 0.5,
+            rpo_writes: 200.0,
+        }
+    }
+}
+
+impl CompareOptions {
+    /// Negative or non-finite values count as 0.
+    fn sanitized(self) -> Self {
+        let clamp = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        CompareOptions {
+            tolerance: clamp(self.tolerance),
+            min_seconds: clamp(self.min_seconds),
+            rpo_writes: clamp(self.rpo_writes),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Comparison {
     pub rows: Vec<CompareRow>,
     /// NEW is worse than OLD on at least one row.
     pub worse: bool,
+    /// The thresholds the rows were judged by.
+    pub options: CompareOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -1211,38 +1246,38 @@ pub struct CompareRow {
     pub worse: bool,
 }
 
-/// A time (`time`) or count that is worse when it grows beyond `old × (1 + tolerance)`
-/// (and, for times, by more than [`TIME_NOISE_S`]), or is missing in NEW while OLD had it.
-fn grew(old: Option<f64>, new: Option<f64>, tolerance: f64, time: bool) -> bool {
+/// A time or count that is worse when it grows beyond `old × (1 + tolerance)` and by more
+/// than `floor`, or is missing in NEW while OLD had it.
+fn grew(old: Option<f64>, new: Option<f64>, tolerance: f64, floor: f64) -> bool {
     match (old, new) {
         (Some(_), None) => true,
-        (Some(o), Some(n)) => n > o * (1.0 + tolerance) && (!time || n - o > TIME_NOISE_S),
+        (Some(o), Some(n)) => n > o * (1.0 + tolerance) && n - o > floor,
         _ => false,
     }
 }
 
-/// Compares two runs. A negative or non-finite tolerance counts as 0. NEW is worse when a
-/// time or the RPO grew beyond tolerance, an RTO, phase or RPO measured in OLD is missing
-/// in NEW, or the verdict went from pass to fail.
-pub fn compare(old: &DrillReport, new: &DrillReport, tolerance: f64) -> Comparison {
-    let tol = if tolerance.is_finite() && tolerance > 0.0 {
-        tolerance
-    } else {
-        0.0
+/// Refuses to compare runs of different scenarios (their phases and RPO mean different
+/// things) unless `force`.
+pub fn ensure_comparable(old: &DrillReport, new: &DrillReport, force: bool) -> crate::Result<()> {
+    if force || old.scenario == new.scenario {
+        return Ok(());
+    }
+    Err(crate::Error::ReportsNotComparable {
+        old: old.scenario.clone(),
+        new: new.scenario.clone(),
+    })
+}
+
+/// The rows for the RTO and each phase (in OLD's order, then NEW's new ones).
+fn time_rows(old: &DrillReport, new: &DrillReport, o: &CompareOptions) -> Vec<CompareRow> {
+    let row = |what: String, old: Option<f64>, new: Option<f64>| CompareRow {
+        worse: grew(old, new, o.tolerance, o.min_seconds),
+        what,
+        old,
+        new,
     };
-    let mut rows = Vec::new();
-
-    let (o, n) = (
-        old.rto.as_ref().map(|r| r.total_s),
-        new.rto.as_ref().map(|r| r.total_s),
-    );
-    rows.push(CompareRow {
-        what: "rto_s".into(),
-        old: o,
-        new: n,
-        worse: grew(o, n, tol, true),
-    });
-
+    let total = |r: &DrillReport| r.rto.as_ref().map(|r| r.total_s);
+    let mut rows = vec![row("rto_s".into(), total(old), total(new))];
     let old_phases = old.rto.as_ref().map(merged_phases).unwrap_or_default();
     let new_phases = new.rto.as_ref().map(merged_phases).unwrap_or_default();
     let mut names: Vec<&str> = old_phases.iter().map(|p| p.0.as_str()).collect();
@@ -1251,28 +1286,27 @@ pub fn compare(old: &DrillReport, new: &DrillReport, tolerance: f64) -> Comparis
             names.push(name);
         }
     }
+    let find = |ps: &[(String, f64)], name: &str| ps.iter().find(|p| p.0 == name).map(|p| p.1);
     for name in names {
-        let o = old_phases.iter().find(|p| p.0 == name).map(|p| p.1);
-        let n = new_phases.iter().find(|p| p.0 == name).map(|p| p.1);
-        rows.push(CompareRow {
-            what: format!("phase {name}"),
-            old: o,
-            new: n,
-            worse: grew(o, n, tol, true),
-        });
+        let (a, b) = (find(&old_phases, name), find(&new_phases, name));
+        rows.push(row(format!("phase {name}"), a, b));
     }
+    rows
+}
 
-    let (o, n) = (
-        old.rpo.as_ref().map(|r| r.writes as f64),
-        new.rpo.as_ref().map(|r| r.writes as f64),
-    );
+/// Compares two runs. NEW is worse when a time or the RPO grew beyond both thresholds of
+/// `options`, an RTO, phase or RPO measured in OLD is missing in NEW, or the verdict went
+/// from pass to fail (always flagged).
+pub fn compare(old: &DrillReport, new: &DrillReport, options: &CompareOptions) -> Comparison {
+    let o = options.sanitized();
+    let mut rows = time_rows(old, new, &o);
+    let rpo = |r: &DrillReport| r.rpo.as_ref().map(|r| r.writes as f64);
     rows.push(CompareRow {
         what: "rpo_writes".into(),
-        old: o,
-        new: n,
-        worse: grew(o, n, tol, false),
+        old: rpo(old),
+        new: rpo(new),
+        worse: grew(rpo(old), rpo(new), o.tolerance, o.rpo_writes),
     });
-
     let verdict = |r: &DrillReport| if r.passed() { 1.0 } else { 0.0 };
     rows.push(CompareRow {
         what: "verdict".into(),
@@ -1280,60 +1314,73 @@ pub fn compare(old: &DrillReport, new: &DrillReport, tolerance: f64) -> Comparis
         new: Some(verdict(new)),
         worse: old.passed() && !new.passed(),
     });
-
     let worse = rows.iter().any(|r| r.worse);
-    Comparison { rows, worse }
+    Comparison {
+        rows,
+        worse,
+        options: o,
+    }
 }
 
-/// An aligned table of OLD, NEW and the change, WORSE beside each regression, and a last
-/// line saying whether NEW is worse.
+/// One comparison cell: a row's value as shown.
+fn compare_value(row: &CompareRow, v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if row.what == "verdict" => (if v >= 1.0 { "pass" } else { "fail" }).into(),
+        Some(v) if row.what == "rpo_writes" => num(v),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// A row's absolute change (what the floors judge) and relative change (the tolerance).
+fn compare_changes(row: &CompareRow) -> [String; 2] {
+    let (o, n) = match (row.old, row.new) {
+        (Some(_), None) => return ["-".into(), "missing".into()],
+        (None, Some(_)) => return ["-".into(), "new".into()],
+        (None, None) => return ["-".into(), "-".into()],
+        (Some(o), Some(n)) => (o, n),
+    };
+    if row.what == "verdict" {
+        return ["-".into(), (if o == n { "same" } else { "changed" }).into()];
+    }
+    let delta = if row.what == "rpo_writes" {
+        format!("{:+}", (n - o) as i64)
+    } else {
+        format!("{:+.2}", n - o)
+    };
+    let pct = match o {
+        _ if o == n => "0.0%".into(),
+        0.0 => (if n > 0.0 { "+inf%" } else { "-inf%" }).into(),
+        _ => format!("{:+.1}%", (n - o) / o.abs() * 100.0),
+    };
+    [delta, pct]
+}
+
+/// An aligned table of OLD, NEW and the change (absolute and relative), WORSE beside each
+/// regression, the thresholds, and a last line saying whether NEW is worse.
 pub fn comparison_text(c: &Comparison) -> String {
-    let value = |row: &CompareRow, v: Option<f64>| -> String {
-        match v {
-            None => "-".into(),
-            Some(v) if row.what == "verdict" => (if v >= 1.0 { "pass" } else { "fail" }).into(),
-            Some(v) if row.what == "rpo_writes" => num(v),
-            Some(v) => format!("{v:.2}"),
-        }
-    };
-    let change = |row: &CompareRow| -> String {
-        match (row.old, row.new) {
-            (Some(_), None) => "missing".into(),
-            (None, Some(_)) => "new".into(),
-            (None, None) => "-".into(),
-            (Some(o), Some(n)) if row.what == "verdict" => {
-                (if o == n { "same" } else { "changed" }).into()
-            }
-            (Some(o), Some(n)) if o == n => "0.0%".into(),
-            (Some(0.0), Some(n)) => (if n > 0.0 { "+inf%" } else { "-inf%" }).into(),
-            (Some(o), Some(n)) => format!("{:+.1}%", (n - o) / o.abs() * 100.0),
-        }
-    };
-    let cells: Vec<[String; 4]> = c
+    let cells: Vec<[String; 5]> = c
         .rows
         .iter()
         .map(|row| {
+            let [delta, pct] = compare_changes(row);
             [
                 row.what.clone(),
-                value(row, row.old),
-                value(row, row.new),
-                change(row),
+                compare_value(row, row.old),
+                compare_value(row, row.new),
+                delta,
+                pct,
             ]
         })
         .collect();
-    let header = [
-        "what".to_string(),
-        "old".into(),
-        "new".into(),
-        "change".into(),
-    ];
-    let mut widths = [0usize; 4];
+    let header = ["what", "old", "new", "delta", "change"].map(String::from);
+    let mut widths = [0usize; 5];
     for row in std::iter::once(&header).chain(cells.iter()) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String; 4], flag: &str| -> String {
+    let line = |cells: &[String; 5], flag: &str| -> String {
         let mut l = format!("{:<w$}", cells[0], w = widths[0]);
         for (cell, w) in cells[1..].iter().zip(&widths[1..]) {
             let _ = write!(l, "  {cell:>w$}", w = *w);
@@ -1348,6 +1395,15 @@ pub fn comparison_text(c: &Comparison) -> String {
     for (row, cells) in c.rows.iter().zip(&cells) {
         out.push_str(&line(cells, if row.worse { "WORSE" } else { "" }));
     }
+    let o = &c.options;
+    let _ = writeln!(
+        out,
+        "worse: a time up > {:.0}% and > {:.2} s, the RPO up > {:.0}% and > {} writes, a measurement gone, or pass -> fail",
+        o.tolerance * 100.0,
+        o.min_seconds,
+        o.tolerance * 100.0,
+        num(o.rpo_writes)
+    );
     let worse: Vec<&str> = c
         .rows
         .iter()
@@ -1562,6 +1618,8 @@ mod tests {
             rpo: Some(Rpo {
                 writes: 200,
                 revisions: 200,
+                dataset_writes: 200,
+                harness_writes: 0,
             }),
             checks: vec![
                 check(5, "not-writable", true, "no write acknowledged within 3s"),
@@ -2074,9 +2132,37 @@ mod tests {
         assert_eq!(html.matches("<svg").count(), 1);
     }
 
+    fn opts(tolerance: f64, min_seconds: f64, rpo_writes: f64) -> CompareOptions {
+        CompareOptions {
+            tolerance,
+            min_seconds,
+            rpo_writes,
+        }
+    }
+
+    fn row<'a>(c: &'a Comparison, what: &str) -> &'a CompareRow {
+        c.rows.iter().find(|r| r.what == what).unwrap()
+    }
+
+    fn set_phase(r: &mut DrillReport, name: &str, seconds: f64) {
+        let rto = r.rto.as_mut().unwrap();
+        let p = rto.phases.iter_mut().find(|p| p.name == name).unwrap();
+        rto.total_s += seconds - p.seconds;
+        p.seconds = seconds;
+    }
+
+    fn set_rpo(r: &mut DrillReport, writes: usize) {
+        r.rpo = Some(Rpo {
+            writes,
+            revisions: writes as i64,
+            dataset_writes: writes,
+            harness_writes: 0,
+        });
+    }
+
     #[test]
     fn compare_self_is_not_worse() {
-        let c = compare(&fixture(), &fixture(), 0.0);
+        let c = compare(&fixture(), &fixture(), &opts(0.0, 0.0, 0.0));
         assert!(!c.worse, "{}", comparison_text(&c));
         assert!(c.rows.iter().all(|r| !r.worse));
         // rto_s, 7 phases, rpo_writes, verdict
@@ -2084,96 +2170,161 @@ mod tests {
     }
 
     #[test]
+    fn compare_defaults_are_the_documented_ones() {
+        assert_eq!(CompareOptions::default(), opts(0.2, 0.5, 200.0));
+    }
+
+    /// Two runs of one scenario and seed on one machine: sub-second phases that moved by a
+    /// few hundred percent, and 0 → 128 lost writes. Not a regression, either way round.
+    #[test]
+    fn compare_same_ish_runs_are_not_flagged_in_either_direction() {
+        let mut old = fixture();
+        set_rpo(&mut old, 0);
+        let mut new = old.clone();
+        set_phase(&mut new, "first-write", 0.49); // 0.14 → 0.49: +250 %
+        set_phase(&mut new, "snapshot-checked", 0.1);
+        set_phase(&mut new, "leader-elected", 1.55); // +0.43 s
+        set_phase(&mut new, "started", 1.8);
+        set_rpo(&mut new, 128); // "+inf %"
+        for (a, b) in [(&old, &new), (&new, &old)] {
+            let c = compare(a, b, &CompareOptions::default());
+            assert!(!c.worse, "{}", comparison_text(&c));
+        }
+        // The same pair without the absolute floors is what cried wolf.
+        let c = compare(&old, &new, &opts(0.2, 0.0, 0.0));
+        assert!(row(&c, "phase first-write").worse);
+        assert!(row(&c, "rpo_writes").worse);
+    }
+
+    #[test]
+    fn compare_rto_up_by_ten_seconds_is_flagged() {
+        let mut new = fixture();
+        set_phase(&mut new, "restore", 18.40); // 8.40 → 18.40: the RTO up by 10 s
+        let c = compare(&fixture(), &new, &CompareOptions::default());
+        assert!(c.worse);
+        let flagged: Vec<&str> = c
+            .rows
+            .iter()
+            .filter(|r| r.worse)
+            .map(|r| r.what.as_str())
+            .collect();
+        assert_eq!(flagged, ["rto_s", "phase restore"]);
+        let rto = row(&c, "rto_s").new.unwrap();
+        assert!((rto - 24.37).abs() < 1e-9, "{rto}");
+    }
+
+    #[test]
     fn compare_doubled_rto_is_worse() {
         let mut new = fixture();
         scale_rto(&mut new, 2.0);
-        let c = compare(&fixture(), &new, 0.1);
+        let c = compare(&fixture(), &new, &opts(0.1, 0.5, 100.0));
         assert!(c.worse);
-        let row = c.rows.iter().find(|r| r.what == "rto_s").unwrap();
-        assert!(row.worse);
-        assert_eq!((row.old, row.new), (Some(14.37), Some(28.74)));
-        // Doubling 0.14 s adds more than the noise floor: worse too.
-        assert!(
-            c.rows
-                .iter()
-                .find(|r| r.what == "phase first-write")
-                .unwrap()
-                .worse
-        );
+        let r = row(&c, "rto_s");
+        assert!(r.worse);
+        assert_eq!((r.old, r.new), (Some(14.37), Some(28.74)));
+        // Doubling 0.14 s or 0.41 s stays under the 0.5 s floor: not flagged.
+        assert!(!row(&c, "phase first-write").worse);
+        assert!(!row(&c, "phase snapshot-checked").worse);
+        assert!(row(&c, "phase verified").worse, "1.03 → 2.06 s");
         insta::assert_snapshot!("comparison_rto_doubled", comparison_text(&c));
     }
 
     #[test]
+    fn compare_min_seconds_is_the_time_floor() {
+        let mut new = fixture();
+        set_phase(&mut new, "verified", 1.63); // +0.60 s, +58 %
+        assert!(compare(&fixture(), &new, &opts(0.2, 0.5, 100.0)).worse);
+        assert!(!compare(&fixture(), &new, &opts(0.2, 0.7, 100.0)).worse);
+        // Both thresholds must be exceeded: +0.6 s on 8.4 s is 7 %.
+        let mut new = fixture();
+        set_phase(&mut new, "restore", 9.0);
+        assert!(!compare(&fixture(), &new, &opts(0.2, 0.5, 100.0)).worse);
+    }
+
+    #[test]
     fn compare_pass_to_fail_is_worse_and_fail_to_pass_is_not() {
-        let c = compare(&passing(), &fixture(), 0.1);
+        // Always flagged, whatever the thresholds.
+        let c = compare(&passing(), &fixture(), &opts(10.0, 1e9, 1e9));
         assert!(c.worse);
-        assert!(c.rows.iter().find(|r| r.what == "verdict").unwrap().worse);
+        assert!(row(&c, "verdict").worse);
         assert_eq!(c.rows.iter().filter(|r| r.worse).count(), 1);
-        let c = compare(&fixture(), &passing(), 0.1);
+        let c = compare(&fixture(), &passing(), &opts(0.1, 0.5, 100.0));
         assert!(!c.worse);
     }
 
     #[test]
     fn compare_missing_phase_is_worse() {
+        let o = opts(0.1, 0.5, 100.0);
         let mut new = fixture();
         new.rto
             .as_mut()
             .unwrap()
             .phases
             .retain(|p| p.name != "verified");
-        let c = compare(&fixture(), &new, 0.1);
+        let c = compare(&fixture(), &new, &o);
         assert!(c.worse);
-        let row = c.rows.iter().find(|r| r.what == "phase verified").unwrap();
-        assert!(row.worse);
-        assert_eq!((row.old, row.new), (Some(1.03), None));
+        let r = row(&c, "phase verified");
+        assert!(r.worse);
+        assert_eq!((r.old, r.new), (Some(1.03), None));
         // A phase only NEW has is not a regression.
-        let c = compare(&new, &fixture(), 0.1);
+        let c = compare(&new, &fixture(), &o);
         assert!(!c.worse);
         // RTO gone entirely is.
         let mut gone = fixture();
         gone.rto = None;
-        assert!(compare(&fixture(), &gone, 0.1).worse);
+        assert!(compare(&fixture(), &gone, &o).worse);
     }
 
     #[test]
     fn compare_within_tolerance_is_not_worse() {
         let mut new = fixture();
         scale_rto(&mut new, 1.05);
-        assert!(!compare(&fixture(), &new, 0.1).worse);
-        // Same change with no tolerance is worse (restore grows 0.42 s)...
-        let c = compare(&fixture(), &new, 0.0);
+        assert!(!compare(&fixture(), &new, &opts(0.1, 0.0, 0.0)).worse);
+        // Same change with no tolerance and no floor is worse (restore grows 0.42 s)...
+        let c = compare(&fixture(), &new, &opts(0.0, 0.0, 0.0));
         assert!(c.worse);
-        // ...but a tiny phase growing by under 0.05 s is noise even at 0 tolerance.
-        assert!(
-            !c.rows
-                .iter()
-                .find(|r| r.what == "phase first-write")
-                .unwrap()
-                .worse
-        );
+        // ...and with a floor above the largest growth (the RTO's 0.72 s) it is not.
+        assert!(!compare(&fixture(), &new, &opts(0.0, 0.8, 0.0)).worse);
+        // Negative and non-finite thresholds count as 0.
+        let c2 = compare(&fixture(), &new, &opts(-1.0, f64::NAN, f64::INFINITY));
+        assert_eq!(c2.rows, c.rows);
     }
 
     #[test]
-    fn compare_rpo_growth_is_worse() {
+    fn compare_rpo_up_by_128_is_flagged_only_above_the_threshold() {
+        let mut old = fixture();
+        set_rpo(&mut old, 0);
         let mut new = fixture();
-        new.rpo = Some(Rpo {
-            writes: 260,
-            revisions: 260,
-        });
-        let c = compare(&fixture(), &new, 0.1);
+        set_rpo(&mut new, 128);
+        let c = compare(&old, &new, &opts(0.2, 0.5, 200.0));
+        assert!(!c.worse, "{}", comparison_text(&c));
+        let c = compare(&old, &new, &opts(0.2, 0.5, 100.0));
         assert!(c.worse);
+        assert!(row(&c, "rpo_writes").worse);
+        // The relative tolerance applies too: 1000 → 1128 is +12.8 %.
+        set_rpo(&mut old, 1000);
+        set_rpo(&mut new, 1128);
+        assert!(!compare(&old, &new, &opts(0.2, 0.5, 100.0)).worse);
+        // An RPO measured in OLD and missing in NEW is worse.
+        new.rpo = None;
+        assert!(row(&compare(&old, &new, &opts(0.2, 0.5, 100.0)), "rpo_writes").worse);
+    }
+
+    #[test]
+    fn compare_refuses_different_scenarios_unless_forced() {
+        let mut other = fixture();
+        other.scenario = "total-loss-9".into();
+        let err = ensure_comparable(&fixture(), &other, false).unwrap_err();
         assert!(
-            c.rows
-                .iter()
-                .find(|r| r.what == "rpo_writes")
-                .unwrap()
-                .worse
+            matches!(err, crate::Error::ReportsNotComparable { .. }),
+            "{err:?}"
         );
-        new.rpo = Some(Rpo {
-            writes: 210,
-            revisions: 210,
-        });
-        assert!(!compare(&fixture(), &new, 0.1).worse);
+        assert_eq!(
+            err.to_string(),
+            "reports of different scenarios (restore-3-quorum-loss vs total-loss-9) are not comparable; compare runs of one scenario, or pass --force"
+        );
+        ensure_comparable(&fixture(), &other, true).unwrap();
+        ensure_comparable(&fixture(), &fixture(), false).unwrap();
     }
 
     #[test]
@@ -2188,18 +2339,26 @@ mod tests {
             name: "defragmented".into(),
             seconds: 0.7,
         });
-        new.rpo = Some(Rpo {
-            writes: 0,
-            revisions: 0,
-        });
-        let text = comparison_text(&compare(&passing(), &new, 0.1));
+        set_rpo(&mut new, 0);
+        let text = comparison_text(&compare(&passing(), &new, &opts(0.1, 0.5, 100.0)));
         assert!(
             text.ends_with("NEW is worse than OLD: phase verified, verdict\n"),
             "{text}"
         );
         insta::assert_snapshot!("comparison_mixed", text);
-        let text = comparison_text(&compare(&fixture(), &fixture(), 0.1));
+        let text = comparison_text(&compare(&fixture(), &fixture(), &opts(0.1, 0.5, 100.0)));
         assert!(text.ends_with("NEW is not worse than OLD\n"), "{text}");
         assert!(!text.contains("WORSE"));
+    }
+
+    #[test]
+    fn comparison_text_snapshot_same_ish() {
+        let mut old = fixture();
+        set_rpo(&mut old, 0);
+        let mut new = old.clone();
+        set_phase(&mut new, "first-write", 0.49);
+        set_rpo(&mut new, 128);
+        let text = comparison_text(&compare(&old, &new, &CompareOptions::default()));
+        insta::assert_snapshot!("comparison_same_ish", text);
     }
 }

@@ -41,6 +41,9 @@ pub fn restore_drill_text(r: &RestoreDrillReport) -> String {
             c.detail
         ));
     }
+    if let Some(e) = &r.error {
+        s.push_str(&format!("[FAIL] recovery stopped: {e}\n"));
+    }
     s
 }
 
@@ -139,8 +142,15 @@ pub struct PhaseRecord {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rpo {
+    /// Every acknowledged write the restore lost: the gate's figure.
     pub writes: usize,
     pub revisions: i64,
+    /// Of `writes`, the dataset's …
+    #[serde(default)]
+    pub dataset_writes: usize,
+    /// … and the harness's own (background writer, probes).
+    #[serde(default)]
+    pub harness_writes: usize,
 }
 
 /// An expectation or verification check: something the scenario says must hold.

@@ -99,6 +99,10 @@ pub struct Gates {
     pub max_write_gap_s: Option<Spanned<f64>>,
 }
 
+/// The shortest `expect` window: etcd's default election timeout. A shorter window cannot see
+/// a cluster elect a leader, so it would report unavailability it never observed.
+pub const MIN_WINDOW_MS: u64 = 1000;
+
 pub const PHASES: [&str; 7] = [
     "stop-survivors",
     "snapshot-checked",
@@ -382,13 +386,29 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
                 );
             }
             Step::Expect {
-                window_ms: Some(0), ..
+                writable: None,
+                leader: None,
+                serializable_readers: None,
+                members_answering: None,
+                ..
             } => {
                 return bad(
                     sp,
+                    &field,
+                    "expects nothing, so it can observe nothing and prove nothing".into(),
+                    "at least one of writable, leader, serializable_readers, members_answering",
+                );
+            }
+            Step::Expect {
+                window_ms: Some(w), ..
+            } if *w < MIN_WINDOW_MS => {
+                return bad(
+                    sp,
                     &format!("{field}.window_ms"),
-                    "0 ms".into(),
-                    "1 or more",
+                    format!(
+                        "{w} ms is shorter than etcd's election timeout (1000 ms): a cluster that lost its leader cannot elect one inside it, so the window would report unavailability it never observed"
+                    ),
+                    &format!("{MIN_WINDOW_MS} or more"),
                 );
             }
             Step::Expect {
@@ -525,7 +545,42 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    check_restores_are_verified(path, src, s)
+}
+
+/// A restore that no verify step follows proves nothing about the backup: refused at the
+/// restore's location.
+fn check_restores_are_verified(path: &str, src: &str, s: &Scenario) -> Result<()> {
+    let kinds: Vec<&Step> = s.steps.iter().map(|st| st.get_ref()).collect();
+    match unverified_restore(&kinds) {
+        Some(i) => Err(invalid(
+            path,
+            src,
+            s.steps[i].span(),
+            &format!("steps[{i}] (restore)"),
+            "no verify step follows this restore, so the drill would pass without checking what it restored",
+            "a `kind = \"verify\"` step after every restore",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first restore step with no verify step after it (before the next restore).
+pub fn unverified_restore(steps: &[&Step]) -> Option<usize> {
+    let mut pending = None;
+    for (i, st) in steps.iter().enumerate() {
+        match st {
+            Step::Restore { .. } => {
+                if pending.is_some() {
+                    return pending;
+                }
+                pending = Some(i);
+            }
+            Step::Verify {} => pending = None,
+            _ => {}
+        }
+    }
+    pending
 }
 
 fn check_target(
@@ -653,6 +708,21 @@ kind = "verify"
             (
                 "unknown fault",
                 GOOD.replace("kind = \"load\"", "kind = \"fault\"\nfault = \"meteor\""),
+            ),
+            (
+                "expect nothing",
+                GOOD.replace("kind = \"load\"", "kind = \"expect\"\nwindow_ms = 2000"),
+            ),
+            (
+                "window shorter than an election",
+                GOOD.replace(
+                    "kind = \"load\"",
+                    "kind = \"expect\"\nwritable = true\nwindow_ms = 200",
+                ),
+            ),
+            (
+                "restore never verified",
+                GOOD.replace("kind = \"verify\"", "kind = \"wait\"\nseconds = 1"),
             ),
             (
                 "bad target",

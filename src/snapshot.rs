@@ -183,14 +183,16 @@ pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, I
     };
     // etcd's own rule: a snapshot with a hash is database pages plus a 32-byte trailer.
     let has_trailer = size % 512 == TRAILER as u64;
-    if has_trailer && body_hash.finalize().as_slice() == tail.as_slice() {
-        return Ok((file, Integrity::HashVerified));
+    // A trailer that is there and wrong is corruption, whatever the flag says: the flag is
+    // for a `db` copied from a data dir, which has no trailer at all.
+    if has_trailer {
+        if body_hash.finalize().as_slice() == tail.as_slice() {
+            return Ok((file, Integrity::HashVerified));
+        }
+        return Err(bad("its sha256 trailer does not match its content: the file is corrupt (bit rot, a bad copy); --skip-hash-check does not accept a wrong hash, only a missing one".into()));
     }
     if skip_hash_check {
         return Ok((file, Integrity::NoHashSkipped));
-    }
-    if has_trailer {
-        return Err(bad("its sha256 trailer does not match its content: the file is corrupt (bit rot, a bad copy)".into()));
     }
     Err(bad(format!(
         "it has no sha256 trailer ({size} bytes is not database pages plus a 32-byte hash): it is truncated, not a snapshot, \
@@ -490,4 +492,55 @@ pub async fn restore_member(
         )));
     }
     Ok(t0.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// Four database pages, then (optionally) a trailer.
+    fn pages() -> Vec<u8> {
+        (0..4 * 4096).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_good_trailer_passes_with_or_without_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = pages();
+        b.extend_from_slice(&Sha256::digest(pages()));
+        let p = write(dir.path(), "good.db", &b);
+        for skip in [false, true] {
+            let (_, i) = check_file(&p, skip).unwrap();
+            assert_eq!(i, Integrity::HashVerified);
+        }
+    }
+
+    #[test]
+    fn a_wrong_trailer_is_corrupt_even_with_skip_hash_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = pages();
+        b.extend_from_slice(&[0xAB; 32]);
+        let p = write(dir.path(), "rotten.db", &b);
+        for skip in [false, true] {
+            let e = check_file(&p, skip).unwrap_err().to_string();
+            assert!(e.contains("does not match its content"), "skip={skip}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_trailer_needs_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "db", &pages());
+        let e = check_file(&p, false).unwrap_err().to_string();
+        assert!(e.contains("--skip-hash-check"), "{e}");
+        let (_, i) = check_file(&p, true).unwrap();
+        assert_eq!(i, Integrity::NoHashSkipped);
+    }
 }

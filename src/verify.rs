@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 
 use crate::cluster::Cluster;
 use crate::dataset::{AckLog, Dataset, PREFIX};
+use crate::ledger::{Accounted, HARNESS_PREFIX, HarnessView};
 use crate::tls::CONTAINER_PKI_DIR;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -40,10 +41,15 @@ pub struct Expected<'a> {
     /// The snapshot's revision: writes acknowledged at or below it must be back, later
     /// ones are lost (that loss is the RPO).
     pub snapshot_revision: i64,
-    /// The cluster ID before the disaster; the restored cluster must have a new one.
+    /// The cluster ID before the disaster; a restored cluster must have a new one, a
+    /// cluster that was not restored must keep it.
     pub old_cluster_id: u64,
+    /// Whether the cluster was restored from a snapshot since `old_cluster_id` was read.
+    pub restored: bool,
     /// The member names the restore was asked for.
     pub members: Vec<String>,
+    /// The harness's own writes: the only keys allowed outside the dataset's prefix.
+    pub harness: &'a HarnessView,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -166,15 +172,22 @@ pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) 
     // full scans (data, etcdctl) go to different members, so two etcd processes share the
     // work.
     let mut keys_verified = 0;
+    // The new-write check's write lands while the data check reads: the data check is told
+    // of it, so it is neither unexpected nor missed.
+    let fresh = (
+        format!("{HARNESS_PREFIX}after-restore"),
+        format!("{NEW_WRITE_VALUES}{}", rand::random::<u32>()),
+    );
     let (data, hashkv, membership, new_write, etcdctl) = tokio::join!(
         timed(async {
-            let (c, n) = check_data(cluster, exp, &wanted, &bounds).await;
+            let (c, n) =
+                check_data(cluster, exp, &wanted, &bounds, (&fresh.0, NEW_WRITE_VALUES)).await;
             keys_verified = n;
             c
         }),
         timed(check_hashkv(cluster)),
         timed(check_membership(cluster, exp)),
-        timed(check_new_write(cluster)),
+        timed(check_new_write(cluster, &fresh.0, &fresh.1)),
         timed(check_etcdctl(
             cluster,
             exp.dataset,
@@ -201,6 +214,7 @@ async fn check_data(
     exp: &Expected<'_>,
     wanted: &Wanted,
     bounds: &[Vec<u8>],
+    in_flight: (&str, &str),
 ) -> (Check, usize) {
     let name = "data";
     if cluster.members.is_empty() {
@@ -229,6 +243,14 @@ async fn check_data(
             Err(e) => return (check(name, false, e), tally.matched),
         }
     }
+    let (member, c) = &clients[0];
+    let outside = match scan_outside(c.clone(), exp.harness, in_flight).await {
+        Ok(o) => o,
+        Err(e) => {
+            let e = format!("reading the keyspace outside {PREFIX} through {member}: {e}");
+            return (check(name, false, e), tally.matched);
+        }
+    };
     let Tally {
         matched,
         wrong,
@@ -237,16 +259,100 @@ async fn check_data(
         seen,
     } = tally;
     let missing = wanted.want - matched - wrong.count;
-    let ok = missing == 0 && wrong.count == 0 && unexpected.count == 0 && resurrected.count == 0;
+    let ok = missing == 0
+        && wrong.count == 0
+        && unexpected.count == 0
+        && resurrected.count == 0
+        && outside.ok();
     let detail = if ok {
-        format!("{matched} keys present with byte-equal values; nothing else under {PREFIX}")
+        format!(
+            "{matched} keys present with byte-equal values; nothing else in the keyspace but {} harness key(s) under {HARNESS_PREFIX}, all accounted for",
+            outside.accounted
+        )
     } else {
         format!(
-            "{matched}/{} keys match; missing {missing}; wrong value {wrong}; unexpected {unexpected}; written after the snapshot yet present {resurrected}; {seen} keys read",
+            "{matched}/{} keys match; missing {missing}; wrong value {wrong}; unexpected {unexpected}; written after the snapshot yet present {resurrected}; {seen} keys read under {PREFIX}; outside it: {outside}",
             wanted.want,
         )
     };
     (check(name, ok, detail), matched)
+}
+
+/// The keyspace outside the dataset's prefix, judged key by key against the harness's own
+/// writes.
+#[derive(Default)]
+struct Outside {
+    accounted: usize,
+    unexpected: Offenders,
+    stale: Offenders,
+    missing: Offenders,
+}
+
+impl Outside {
+    fn ok(&self) -> bool {
+        self.unexpected.count == 0 && self.stale.count == 0 && self.missing.count == 0
+    }
+}
+
+impl std::fmt::Display for Outside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} harness key(s) accounted for; unexpected {}; older than their last acknowledged write {}; acknowledged harness keys missing {}",
+            self.accounted, self.unexpected, self.stale, self.missing
+        )
+    }
+}
+
+/// Reads every key before and after the dataset's prefix (few: the harness's own) and
+/// accounts for each; a harness key with an acknowledged write that is not there is missing.
+async fn scan_outside(
+    c: etcd_client::Client,
+    harness: &HarnessView,
+    in_flight: (&str, &str),
+) -> Result<Outside, etcd_client::Error> {
+    let mut out = Outside::default();
+    let mut seen = BTreeSet::new();
+    let mut kv = roomy_kv(&c);
+    // [\0, /registry/) and [end of /registry/, end of the keyspace): range end \0 is "to the end".
+    for (mut from, end) in [
+        (vec![0u8], PREFIX.as_bytes().to_vec()),
+        (prefix_end(PREFIX), vec![0u8]),
+    ] {
+        loop {
+            let opts = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(PAGE)
+                .with_serializable();
+            let resp = kv.get(from.clone(), Some(opts)).await?;
+            for item in resp.kvs() {
+                match harness.account(
+                    item.key(),
+                    item.value(),
+                    item.mod_revision(),
+                    Some(in_flight),
+                ) {
+                    Accounted::Yes => out.accounted += 1,
+                    Accounted::Unexpected => out.unexpected.note(item.key()),
+                    Accounted::Stale => out.stale.note(item.key()),
+                }
+                seen.insert(item.key().to_vec());
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+    }
+    for k in harness.must_exist.keys() {
+        if !seen.contains(k.as_bytes()) {
+            out.missing.note(k.as_bytes());
+        }
+    }
+    Ok(out)
 }
 
 /// Cuts `/registry/` into ranges of about RANGE_KEYS wanted keys: the first bound is the
@@ -572,7 +678,8 @@ async fn member_hash(cluster: &Cluster, m: &crate::cluster::Member, rev: i64) ->
     }
 }
 
-/// The member list is exactly the restored set, all started, under a new cluster ID.
+/// The member list is exactly the expected set — names, IDs and peer URLs — every member
+/// started, under a new cluster ID after a restore and the same one otherwise.
 async fn check_membership(cluster: &Cluster, exp: &Expected<'_>) -> Check {
     let name = "membership";
     let Some(first) = cluster.members.first() else {
@@ -581,39 +688,157 @@ async fn check_membership(cluster: &Cluster, exp: &Expected<'_>) -> Check {
     let resp = match cluster.client(first).await {
         Ok(mut c) => match c.member_list().await {
             Ok(r) => r,
-            Err(e) => return check(name, false, e.to_string()),
+            Err(e) => {
+                return check(
+                    name,
+                    false,
+                    format!("member list through {}: {e}", first.name),
+                );
+            }
         },
         Err(e) => return check(name, false, e.to_string()),
     };
-    let cluster_id = resp.header().map(|h| h.cluster_id()).unwrap_or(0);
-    let names: BTreeSet<String> = resp
+    let listed: Vec<ListedMember> = resp
         .members()
         .iter()
-        .map(|m| m.name().to_string())
+        .map(|m| ListedMember {
+            name: m.name().to_string(),
+            id: m.id(),
+            peer_urls: m.peer_urls().to_vec(),
+            started: !m.name().is_empty() && !m.client_urls().is_empty(),
+        })
         .collect();
-    let want: BTreeSet<String> = exp.members.iter().cloned().collect();
-    let ok = names == want && cluster_id != exp.old_cluster_id && cluster_id != 0;
-    check(
-        name,
-        ok,
-        format!(
-            "members {names:?} (want {want:?}); cluster ID {cluster_id:x} (before the disaster {:x})",
-            exp.old_cluster_id
-        ),
-    )
+    let want: Vec<ListedMember> = cluster
+        .members
+        .iter()
+        .filter(|m| exp.members.contains(&m.name))
+        .map(|m| ListedMember {
+            name: m.name.clone(),
+            id: m.id,
+            peer_urls: vec![m.peer_url.clone()],
+            started: true,
+        })
+        .collect();
+    let rule = if exp.restored {
+        ClusterIdRule::NewAfter(exp.old_cluster_id)
+    } else {
+        ClusterIdRule::Same(exp.old_cluster_id)
+    };
+    let cluster_id = resp.header().map(|h| h.cluster_id());
+    let (ok, detail) = judge_membership(&listed, &want, &exp.members, cluster_id, rule);
+    check(name, ok, detail)
 }
 
+/// One member as etcd lists it, or as the harness expects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMember {
+    pub name: String,
+    pub id: u64,
+    pub peer_urls: Vec<String>,
+    pub started: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterIdRule {
+    /// A restored cluster: a new ID, not this one.
+    NewAfter(u64),
+    /// No restore: exactly this ID.
+    Same(u64),
+}
+
+/// The membership verdict. `names` are the members asked for; `want` what the harness knows
+/// of them (an ID of 0 is an ID it never learned, which cannot pass). A missing header or
+/// cluster ID is a failure, never a default.
+pub fn judge_membership(
+    listed: &[ListedMember],
+    want: &[ListedMember],
+    names: &[String],
+    cluster_id: Option<u64>,
+    rule: ClusterIdRule,
+) -> (bool, String) {
+    let mut problems = vec![];
+    let listed_names: BTreeSet<&str> = listed.iter().map(|m| m.name.as_str()).collect();
+    let want_names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    if listed_names != want_names || listed.len() != names.len() {
+        problems.push(format!("members {listed_names:?}, want {want_names:?}"));
+    }
+    for w in want {
+        match listed.iter().find(|l| l.name == w.name) {
+            None => {}
+            Some(_) if w.id == 0 => {
+                problems.push(format!("{}: the harness never learned its ID", w.name))
+            }
+            Some(l) if l.id != w.id => {
+                problems.push(format!("{}: ID {:x}, want {:x}", w.name, l.id, w.id))
+            }
+            Some(l) if l.peer_urls != w.peer_urls => problems.push(format!(
+                "{}: peer URLs {:?}, want {:?}",
+                w.name, l.peer_urls, w.peer_urls
+            )),
+            Some(_) => {}
+        }
+    }
+    if want.len() != names.len() {
+        problems.push(format!(
+            "the harness knows {} of the {} members asked for",
+            want.len(),
+            names.len()
+        ));
+    }
+    for l in listed.iter().filter(|l| !l.started) {
+        problems.push(format!(
+            "{} (ID {:x}) has not started",
+            if l.name.is_empty() {
+                "an unnamed member"
+            } else {
+                &l.name
+            },
+            l.id
+        ));
+    }
+    let id_problem = match (cluster_id, rule) {
+        (None | Some(0), _) => Some("the member list carries no cluster ID".to_string()),
+        (Some(id), ClusterIdRule::NewAfter(old)) if id == old => Some(format!(
+            "cluster ID {id:x} is the one before the disaster: this is not a restored cluster"
+        )),
+        (Some(id), ClusterIdRule::Same(old)) if id != old => {
+            Some(format!("cluster ID {id:x}, but the cluster had {old:x}"))
+        }
+        _ => None,
+    };
+    problems.extend(id_problem);
+    let id = cluster_id
+        .map(|c| format!("{c:x}"))
+        .unwrap_or_else(|| "none".into());
+    if problems.is_empty() {
+        (
+            true,
+            format!(
+                "{} members {listed_names:?} with the expected IDs and peer URLs, all started; cluster ID {id} ({})",
+                listed.len(),
+                match rule {
+                    ClusterIdRule::NewAfter(o) => format!("new; {o:x} before the disaster"),
+                    ClusterIdRule::Same(_) => "unchanged".into(),
+                }
+            ),
+        )
+    } else {
+        (false, problems.join("; "))
+    }
+}
+
+/// What every value the new-write check writes starts with.
+const NEW_WRITE_VALUES: &str = "written-";
+
 /// A new write through one member reads back from every member.
-async fn check_new_write(cluster: &Cluster) -> Check {
+async fn check_new_write(cluster: &Cluster, key: &str, value: &str) -> Check {
     let name = "new-write";
-    let key = "/etcd-drill/after-restore";
-    let value = format!("written-{}", rand::random::<u32>());
     let Some(first) = cluster.members.first() else {
         return check(name, false, "no members");
     };
     match cluster.client(first).await {
         Ok(mut c) => {
-            if let Err(e) = c.put(key, value.as_str(), None).await {
+            if let Err(e) = c.put(key, value, None).await {
                 return check(name, false, format!("put through {}: {e}", first.name));
             }
         }
@@ -842,6 +1067,63 @@ async fn etcdctl_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(i: u64, started: bool) -> ListedMember {
+        ListedMember {
+            name: format!("etcd-{i}"),
+            id: 0x100 + i,
+            peer_urls: vec![format!("http://etcd-{i}:2380")],
+            started,
+        }
+    }
+
+    fn names(n: u64) -> Vec<String> {
+        (1..=n).map(|i| format!("etcd-{i}")).collect()
+    }
+
+    #[test]
+    fn membership_passes_only_the_expected_members_under_the_right_cluster_id() {
+        let want: Vec<ListedMember> = (1..=3).map(|i| member(i, true)).collect();
+        let restored = ClusterIdRule::NewAfter(0xaaa);
+        let judge = |listed: &[ListedMember], id, rule| {
+            judge_membership(listed, &want, &names(3), id, rule)
+        };
+        assert!(judge(&want, Some(0xbbb), restored).0, "a faithful restore");
+        assert!(
+            judge(&want, Some(0xaaa), ClusterIdRule::Same(0xaaa)).0,
+            "no restore"
+        );
+
+        let (ok, why) = judge(&want, Some(0xaaa), restored);
+        assert!(!ok && why.contains("not a restored cluster"), "{why}");
+        let (ok, why) = judge(&want, None, restored);
+        assert!(!ok && why.contains("no cluster ID"), "{why}");
+        let (ok, why) = judge(&want, Some(0xbbb), ClusterIdRule::Same(0xaaa));
+        assert!(!ok && why.contains("the cluster had aaa"), "{why}");
+        // A member left out of the restore.
+        let (ok, why) = judge(&want[..2], Some(0xbbb), restored);
+        assert!(!ok && why.contains("want"), "{why}");
+        // A member listed but never started.
+        let mut listed = want.clone();
+        listed[2].started = false;
+        let (ok, why) = judge(&listed, Some(0xbbb), restored);
+        assert!(
+            !ok && why.contains("etcd-3 (ID 103) has not started"),
+            "{why}"
+        );
+        // Another member under the right name: its ID or peer URL gives it away.
+        let mut listed = want.clone();
+        listed[1].id = 0x999;
+        assert!(!judge(&listed, Some(0xbbb), restored).0);
+        let mut listed = want.clone();
+        listed[1].peer_urls = vec!["http://elsewhere:2380".into()];
+        assert!(!judge(&listed, Some(0xbbb), restored).0);
+        // An ID the harness never learned cannot be vouched for.
+        let mut unknown = want.clone();
+        unknown[0].id = 0;
+        let (ok, why) = judge_membership(&want, &unknown, &names(3), Some(0xbbb), restored);
+        assert!(!ok && why.contains("never learned its ID"), "{why}");
+    }
 
     /// A range much larger than RANGE_KEYS makes etcd count its whole length on every
     /// page: the data check at a million keys went from 80 s to 9 s when a fixed-stride

@@ -38,9 +38,14 @@ kind = "verify"
 "#;
 
 fn run_drill(gate: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir) {
+    run_src(&SMALL.replace("GATE", gate))
+}
+
+/// Runs `drill` on a scenario written from `src`; exit code, output, report dir.
+fn run_src(src: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("small.toml");
-    std::fs::write(&file, SMALL.replace("GATE", gate)).unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, src).unwrap();
     let reports = dir.path().join("reports");
     let out = Command::new(BIN)
         .args([
@@ -99,9 +104,12 @@ async fn a_small_drill_passes_and_writes_every_report() {
     assert_eq!(r["verdict"], "pass");
     assert_eq!(r["seed"], 11);
     assert_eq!(
-        r["rpo"]["writes"], 10,
+        r["rpo"]["dataset_writes"], 10,
         "the 10 writes after the snapshot are lost"
     );
+    // The harness's own writes after the snapshot are lost too, and counted in the total.
+    let harness = r["rpo"]["harness_writes"].as_u64().unwrap();
+    assert_eq!(r["rpo"]["writes"].as_u64().unwrap(), 10 + harness);
     assert!(r["rto"]["total_s"].as_f64().unwrap() > 0.0);
     assert_eq!(r["snapshots"].as_array().unwrap().len(), 1);
     // Each of the verifier's checks carries its own time.
@@ -213,4 +221,41 @@ fn the_published_schema_matches_the_code() {
         published,
         "scenarios/schema.json is stale: regenerate with `etcd-drill schema > scenarios/schema.json`"
     );
+}
+
+fn run_scenario(src: &str) -> (i32, String, serde_json::Value) {
+    let (code, text, reports, _dir) = run_src(src);
+    let d = only_report_dir(&reports);
+    let r = serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    (code, text, r)
+}
+
+#[test]
+fn a_drill_without_any_check_is_a_fail_not_a_pass() {
+    let (code, out, r) = run_scenario(
+        "name = \"nothing\"\n[cluster]\nsize = 1\n[[steps]]\nkind = \"wait\"\nseconds = 0.1\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("a pass needs evidence"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_step_that_errors_fails_the_drill_with_exit_1_and_a_report() {
+    // One member has no follower to kill: the step cannot run.
+    let (code, out, r) = run_scenario(
+        "name = \"no-follower\"\n[cluster]\nsize = 1\n[[steps]]\nkind = \"load\"\nkeys = 10\n\
+         [[steps]]\nkind = \"fault\"\nfault = \"kill\"\ntarget = \"follower\"\n\
+         [[steps]]\nkind = \"expect\"\nwritable = true\n",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(r["verdict"], "fail");
+    assert!(r["error"].as_str().unwrap().contains("step 2"), "{r}");
+    assert!(out.contains("stopped: step 2"), "{out}");
 }

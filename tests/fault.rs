@@ -289,3 +289,28 @@ async fn the_same_seed_replays_the_same_choices() {
     }
     assert!(differs, "seeds 1234 and 99 chose identically five times");
 }
+
+/// A member the harness believes is up but cannot reach (here: a stale port) is an error of
+/// the observation, never evidence that the cluster is unavailable.
+#[tokio::test]
+async fn an_unreachable_member_is_an_observation_error_not_unavailability() {
+    let docker = common::docker().await;
+    let mut cluster = common::start(&docker, common::spec("unreach", 1)).await;
+    let o = ObserveOptions {
+        window: Duration::from_millis(1000),
+        ..Default::default()
+    };
+    let healthy = quorum::observe(&cluster, "/etcd-drill/expect/ok", o).await;
+    assert!(healthy.writable && healthy.error().is_none(), "{healthy:?}");
+
+    // Nothing listens on port 9 of loopback: the connection is refused.
+    cluster.members[0].client_url = "http://127.0.0.1:9".into();
+    let stale = quorum::observe(&cluster, "/etcd-drill/expect/stale", o).await;
+    assert!(!stale.writable);
+    assert!(stale.attempts >= 1);
+    assert_eq!(stale.answering(), 0);
+    let e = stale
+        .error()
+        .expect("an unreachable member must make the observation an error");
+    assert!(e.contains("etcd-1"), "{e}");
+}
