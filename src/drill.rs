@@ -162,10 +162,6 @@ impl WriteMonitor {
     }
 
     /// Moves the writes tried so far into the ledger.
-    fn drain(&self, ledger: &mut Ledger) {
-        WriteMonitor::drain_from(&self.writes, ledger);
-    }
-
     fn drain_from(writes: &Mutex<Vec<TriedWrite>>, ledger: &mut Ledger) {
         let taken = writes.lock().map(|mut g| std::mem::take(&mut *g));
         for (value, revision) in taken.unwrap_or_default() {
@@ -520,6 +516,14 @@ impl Runner<'_> {
 }
 
 impl Runner<'_> {
+    /// Stops the background writer, if it runs, keeping the longest gap seen so far.
+    async fn stop_writer(&mut self) {
+        if let Some(w) = self.writer.take() {
+            let gap = w.finish(&mut self.ledger).await;
+            self.max_write_gap_s = Some(self.max_write_gap_s.map_or(gap, |g| g.max(gap)));
+        }
+    }
+
     /// The drill's `restore` step: the disaster is declared (RTO runs from here) and the one
     /// restore procedure, [`recovery::restore_from_backup`], runs on the snapshot as it was
     /// recorded when taken.
@@ -529,9 +533,7 @@ impl Runner<'_> {
         members: Option<&[String]>,
         bump_revision: Option<u64>,
     ) -> Result<String> {
-        if let Some(w) = self.writer.take() {
-            self.max_write_gap_s = Some(w.finish(&mut self.ledger).await);
-        }
+        self.stop_writer().await;
         let snap = match snapshot {
             Some(n) => self.snaps.iter().find(|s| s.name == n),
             None => self.snaps.last(),
@@ -586,9 +588,9 @@ impl Runner<'_> {
     /// The drill's `verify` step: everything the ledger says must be there is, and nothing
     /// else; after a restore, against the snapshot and what was written since.
     async fn verify(&mut self, i: usize) -> Result<String> {
-        if let Some(w) = &self.writer {
-            w.drain(&mut self.ledger);
-        }
+        // The writer stops while the checks read: every value it wrote is then in the
+        // ledger, so its key can be accounted for. A later fault step starts it again.
+        self.stop_writer().await;
         let c = self
             .cluster
             .as_ref()
@@ -772,9 +774,7 @@ async fn run_once(
             break;
         }
     }
-    if let Some(w) = r.writer.take() {
-        r.max_write_gap_s = Some(w.finish(&mut r.ledger).await);
-    }
+    r.stop_writer().await;
     r.finish_rto();
     if let Some(c) = r.cluster.take()
         && let Err(e) = c.destroy().await
