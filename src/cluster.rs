@@ -1289,6 +1289,26 @@ mod tests {
     }
 
     #[test]
+    fn a_settled_cluster_needs_a_leader_exactly_when_a_majority_runs() {
+        for (members, running, want) in [
+            (1, 1, true),
+            (1, 0, false),
+            (3, 2, true),
+            (3, 1, false),
+            (4, 2, false),
+            (4, 3, true),
+            (7, 4, true),
+            (7, 3, false),
+        ] {
+            assert_eq!(
+                settled_needs_leader(members, running),
+                want,
+                "{running} of {members}"
+            );
+        }
+    }
+
+    #[test]
     fn names_are_docker_safe() {
         validate_name("drill-abc").unwrap();
         assert!(validate_name("Bad_Name").is_err());

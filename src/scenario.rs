@@ -653,6 +653,23 @@ kind = "verify"
     }
 
     #[test]
+    fn every_restore_needs_its_own_verify() {
+        let r = Step::Restore {
+            snapshot: None,
+            members: None,
+            bump_revision: None,
+        };
+        let v = Step::Verify {};
+        let w = Step::Wait { seconds: 1.0 };
+        assert_eq!(unverified_restore(&[&r, &v]), None);
+        assert_eq!(unverified_restore(&[&w, &r, &w, &v, &r, &v]), None);
+        assert_eq!(unverified_restore(&[&r]), Some(0));
+        assert_eq!(unverified_restore(&[&r, &v, &r, &w]), Some(2));
+        // One verify after two restores checks only the second.
+        assert_eq!(unverified_restore(&[&r, &r, &v]), Some(0));
+    }
+
+    #[test]
     fn a_good_scenario_parses() {
         let s = parse("good.toml", GOOD).unwrap();
         assert_eq!(*s.cluster.size.get_ref(), 3);

@@ -164,6 +164,12 @@ impl Default for Options {
 }
 
 pub async fn verify_with(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) -> Verification {
+    // The five checks joined make a large future; on the heap, a caller awaiting several
+    // verifications (tests, drills with many steps) keeps a small stack.
+    Box::pin(run_checks(cluster, exp, opts)).await
+}
+
+async fn run_checks(cluster: &Cluster, exp: &Expected<'_>, opts: &Options) -> Verification {
     let t0 = Instant::now();
     let wanted = Wanted::new(exp);
     let bounds = range_bounds(exp.dataset, &wanted);

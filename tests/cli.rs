@@ -104,8 +104,18 @@ async fn spawn_up_and_wait_for_a_container(
     docker: &bollard::Docker,
     name: &str,
 ) -> std::process::Child {
-    let child = Command::new(BIN)
-        .args(["cluster", "up", "--size", "3", "--name", name])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["cluster", "up", "--size", "3", "--name", name]);
+    spawn_until_a_container(docker, name, cmd).await
+}
+
+/// Spawns `cmd` (a `cluster up` of cluster `name`) and returns once it has created a container.
+async fn spawn_until_a_container(
+    docker: &bollard::Docker,
+    name: &str,
+    mut cmd: Command,
+) -> std::process::Child {
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -399,27 +409,10 @@ async fn spawn_tls_up(
     size: &str,
     root: &std::path::Path,
 ) -> std::process::Child {
-    let child = Command::new(BIN)
-        .args(["cluster", "up", "--size", size, "--tls", "--name", name])
-        .env("ETCD_DRILL_STATE_DIR", root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while docker::list_objects(docker, &Selector::cluster(name))
-        .await
-        .unwrap()
-        .containers
-        .is_empty()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "cluster up created nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
+    let mut cmd = Command::new(BIN);
+    cmd.args(["cluster", "up", "--size", size, "--tls", "--name", name])
+        .env("ETCD_DRILL_STATE_DIR", root);
+    spawn_until_a_container(docker, name, cmd).await
 }
 
 /// A SIGKILLed TLS `cluster up` leaves its certificates; `cleanup --cluster` removes them

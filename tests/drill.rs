@@ -47,21 +47,8 @@ fn run_src(src: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir) {
     let file = dir.path().join("s.toml");
     std::fs::write(&file, src).unwrap();
     let reports = dir.path().join("reports");
-    let out = Command::new(BIN)
-        .args([
-            "drill",
-            file.to_str().unwrap(),
-            "--report-dir",
-            reports.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text, reports, dir)
+    let (code, text) = common::run_drill(&file, &reports);
+    (code, text, reports, dir)
 }
 
 fn only_report_dir(reports: &std::path::Path) -> std::path::PathBuf {

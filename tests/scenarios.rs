@@ -2,10 +2,9 @@
 //! A scenario that fails on a good run is a false alarm the harness ships; last round one
 //! failed every time and nothing noticed. `make soak` runs them many times over.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_etcd-drill");
+use std::path::Path;
 
 /// The scenarios this file tests; a new file in scenarios/ must be added here.
 const SHIPPED: [&str; 6] = [
@@ -22,19 +21,8 @@ fn drill_passes(name: &str) {
         .join("scenarios")
         .join(format!("{name}.toml"));
     let reports = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .arg("drill")
-        .arg(&file)
-        .arg("--report-dir")
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{name} did not pass:\n{text}");
+    let (code, text) = common::run_drill(&file, reports.path());
+    assert_eq!(code, 0, "{name} did not pass:\n{text}");
     assert!(text.contains(&format!("{name}: PASS")), "{text}");
     let dir = std::fs::read_dir(reports.path())
         .unwrap()

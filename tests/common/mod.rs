@@ -37,3 +37,21 @@ pub async fn assert_no_leftovers(docker: &Docker, cluster: &str) {
         "cluster {cluster} left objects behind: {left:?}"
     );
 }
+
+/// `etcd-drill drill FILE --report-dir REPORTS` through the binary, as a user runs it:
+/// the exit code and everything it printed.
+pub fn run_drill(file: &std::path::Path, reports: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_etcd-drill"))
+        .arg("drill")
+        .arg(file)
+        .arg("--report-dir")
+        .arg(reports)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
