@@ -564,11 +564,12 @@ impl Runner<'_> {
             &mut |p, at| laps.push((p.to_string(), at)),
         )
         .await;
+        // A restore that failed has no RTO: its gates stay unmeasured, so they fail.
+        let restored = restored?;
         self.rto = Some((t0, vec![]));
         for (phase, at) in laps {
             self.lap_at(&phase, at);
         }
-        let restored = restored?;
         let c = self.cluster.as_ref().expect("checked");
         let leader = c.leader().await.unwrap_or_default();
         self.restored = Some(Restored {
@@ -875,7 +876,9 @@ pub fn evaluate_gates(
         });
     };
     if let Some(l) = &s.gates.max_rto_s {
-        gate("max_rto_s".into(), *l.get_ref(), rto.map(|r| r.total_s));
+        // An RTO is whole only once the restored cluster was verified; a part is no measure.
+        let whole = rto.filter(|r| r.phases.iter().any(|p| p.name == "verified"));
+        gate("max_rto_s".into(), *l.get_ref(), whole.map(|r| r.total_s));
     }
     for (phase, l) in &s.gates.max_phase_s {
         let actual = rto.and_then(|r| {
@@ -1098,6 +1101,32 @@ mod tests {
             members_answering: Some(3),
         };
         assert!(judge_expectation(&wrong, &down).iter().all(|c| !c.1));
+    }
+
+    #[test]
+    fn an_rto_that_never_reached_verified_fails_its_gate() {
+        let s = crate::scenario::parse(
+            "t.toml",
+            "name = \"t\"\n[cluster]\nsize = 1\n[gates]\nmax_rto_s = 60\n[[steps]]\nkind = \"wait\"\nseconds = 0\n",
+        )
+        .unwrap();
+        let phase = |name: &str| PhaseRecord {
+            name: name.into(),
+            seconds: 1.0,
+        };
+        let partial = Rto {
+            total_s: 2.0,
+            phases: vec![phase("stop-survivors"), phase("restore")],
+        };
+        let g = evaluate_gates(&s, Some(&partial), None, None);
+        assert!(!g[0].passed && g[0].actual.is_none(), "{g:?}");
+        let whole = Rto {
+            total_s: 3.0,
+            phases: vec![phase("stop-survivors"), phase("restore"), phase("verified")],
+        };
+        let g = evaluate_gates(&s, Some(&whole), None, None);
+        assert!(g[0].passed && g[0].actual == Some(3.0), "{g:?}");
+        assert!(!evaluate_gates(&s, None, None, None)[0].passed);
     }
 
     #[test]
