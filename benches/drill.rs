@@ -8,11 +8,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use etcd_drill::backup::dataset::{self, Dataset};
+use etcd_drill::chaos::fault::{FaultKind, Injector, Target};
+use etcd_drill::chaos::observe;
 use etcd_drill::cluster::{self, Cluster, ClusterSpec};
-use etcd_drill::dataset::{self, Dataset};
 use etcd_drill::docker::{self, Selector};
-use etcd_drill::fault::{FaultKind, Injector, Target};
-use etcd_drill::quorum;
 use serde_json::json;
 
 struct Args {
@@ -205,7 +205,7 @@ where
 
 async fn cluster_start(args: &Args) {
     let d = docker::connect().await.expect("docker");
-    let image = etcd_drill::image::resolve(&d, "3.5")
+    let image = etcd_drill::cluster::image::resolve(&d, "3.5")
         .await
         .expect("image (make image)");
     let mut rows = vec![];
@@ -292,7 +292,7 @@ async fn start_orders(d: &bollard::Docker, args: &Args) -> (serde_json::Value, S
 }
 
 /// The naive way to fill the table: a fresh cluster per cell, k members failed at once.
-async fn naive_sweep(d: &bollard::Docker, opts: &quorum::SweepOptions) -> (f64, usize) {
+async fn naive_sweep(d: &bollard::Docker, opts: &observe::SweepOptions) -> (f64, usize) {
     use futures_util::StreamExt;
     let t0 = Instant::now();
     let cells: Vec<(usize, usize)> = (1..=9usize)
@@ -310,9 +310,9 @@ async fn naive_sweep(d: &bollard::Docker, opts: &quorum::SweepOptions) -> (f64, 
                     .await
                     .expect("fault");
             }
-            let obs = quorum::observe(&c, "/bench/naive", opts.observe).await;
+            let obs = observe::observe(&c, "/bench/naive", opts.observe).await;
             c.destroy().await.unwrap();
-            obs.writable == quorum::predicted_writable(n, k)
+            obs.writable == observe::predicted_writable(n, k)
         }))
         .buffer_unordered(opts.parallel)
         .collect()
@@ -327,17 +327,17 @@ async fn quorum_sweep() {
     let d = docker::connect().await.expect("docker");
     // Three sweeps whatever --runs says: one takes ~50 s, and three give a median.
     let runs = 3;
-    let opts = quorum::SweepOptions {
+    let opts = observe::SweepOptions {
         version: "3.5".into(),
         seed: 1,
         run_id: docker::new_run_id(),
-        observe: quorum::ObserveOptions::default(),
+        observe: observe::ObserveOptions::default(),
         parallel: 5,
     };
     let sizes: Vec<usize> = (1..=9).collect();
     let (mut ours, mut naive, mut disagreements) = (vec![], vec![], 0usize);
     for _ in 0..runs {
-        let t = quorum::sweep(&d, &sizes, &opts).await.expect("sweep");
+        let t = observe::sweep(&d, &sizes, &opts).await.expect("sweep");
         disagreements += t.disagreements().len();
         ours.push(t.elapsed_s);
         let (secs, bad) = naive_sweep(&d, &opts).await;
@@ -522,8 +522,8 @@ async fn measure_restore(
     ds: &Dataset,
     runs: usize,
 ) -> RestoreRuns {
-    use etcd_drill::recovery::{self, Disaster, Recovery};
-    use etcd_drill::snapshot::{self, RestoreOptions};
+    use etcd_drill::backup::snapshot::{self, RestoreOptions};
+    use etcd_drill::procedures::recover::{self, Disaster, Recovery};
     let mut spec = ClusterSpec::new(size);
     spec.name = format!("bench-restore-{:06x}", rand::random::<u32>() & 0xff_ffff);
     let mut c = Cluster::start(d, spec).await.expect("start");
@@ -541,7 +541,7 @@ async fn measure_restore(
     let snap = snapshot::save(&c, &c.members[0].clone(), dir.path())
         .await
         .expect("snapshot");
-    let backup = recovery::record_backup(&c, snap.clone(), false, 0)
+    let backup = recover::record_backup(&c, snap.clone(), false, 0)
         .await
         .expect("record the backup");
     let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
@@ -549,8 +549,8 @@ async fn measure_restore(
     let (mut ours, mut floor, mut cli) = (vec![], vec![], vec![]);
     let mut phases: Vec<Vec<(String, f64)>> = vec![];
     for _ in 0..runs {
-        let old = recovery::cluster_id(&c).await.unwrap();
-        let r = recovery::recover(
+        let old = recover::cluster_id(&c).await.unwrap();
+        let r = recover::recover(
             &mut c,
             &mut inj,
             &backup,
@@ -591,7 +591,7 @@ async fn measure_restore(
             .await
             .unwrap();
         let t = Instant::now();
-        recovery::restore_cluster(
+        recover::restore_cluster(
             &mut c,
             &backup.source,
             &backup.file.file_name(),

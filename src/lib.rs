@@ -1,39 +1,25 @@
 //! etcd-drill: chaos and disaster-recovery drills against real etcd clusters in Docker.
-//!
-//! Modules, one concern each:
-//! - [`error`]: the library's errors, each saying what went wrong and what to do;
-//! - [`image`]: building the local etcd image offline;
-//! - [`cluster`]: starting, probing and tearing down clusters of 1–9 members;
-//! - [`tls`]: per-cluster certificates;
-//! - [`docker`]: connection, labels, cleanup, one-shot containers;
-//! - [`fault`]: failure injection (permanent loss, kill, stop, pause, partition, …);
-//! - [`quorum`]: the fault-tolerance table, checked by observation;
-//! - [`dataset`]: the deterministic dataset and the log of acknowledged writes;
-//! - [`ledger`]: every acknowledged write across restores, and what must therefore be present;
-//! - [`snapshot`]: saving, checking, staging and restoring snapshot files;
-//! - [`verify`]: the checks that say whether a restored cluster holds what it should;
-//! - [`recovery`]: the restore drill, member replacement and `verify-snapshot`;
-//! - [`scenario`]: scenario files, parsed strictly;
-//! - [`drill`]: running scenarios step by step;
-//! - [`report`]: the drill report's data model; [`render`]: the files written from it;
+//! `ARCHITECTURE.md` is the map; in short, one folder per concern:
+//! - [`model`]: pure data (scenarios, reports, comparisons), importing nothing else of the crate;
+//! - [`docker`]: the daemon connection, labels and cleanup, one-shot containers;
+//! - [`cluster`]: starting, probing, reconfiguring and tearing down clusters of 1–9 members;
+//! - [`chaos`]: failure injection and availability observation;
+//! - [`backup`]: the dataset, snapshot files and the checks of restored data;
+//! - [`procedures`]: the recovery procedures (THE restore path, restore drill, verify-snapshot,
+//!   the fault-tolerance table);
+//! - [`drill`]: scenarios run step by step, gates and verdicts;
+//! - [`render`]: the report files, from the model alone;
 //! - [`cli`]: the command line (the binary only parses and maps errors to exit codes).
 
+pub mod backup;
+pub mod chaos;
 pub mod cli;
 pub mod cluster;
-pub mod dataset;
 pub mod docker;
 pub mod drill;
 pub mod error;
-pub mod fault;
-pub mod image;
-pub mod ledger;
-pub mod quorum;
-pub mod recovery;
+pub mod model;
+pub mod procedures;
 pub mod render;
-pub mod report;
-pub mod scenario;
-pub mod snapshot;
-pub mod tls;
-pub mod verify;
 
 pub use error::{Error, Result};

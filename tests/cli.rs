@@ -310,7 +310,7 @@ fn unsupported_docker_endpoints_exit_2_with_the_remedy() {
 fn report_json(scenario: &str, phases: &[(&str, f64)], rpo: usize) -> serde_json::Value {
     let total: f64 = phases.iter().map(|p| p.1).sum();
     serde_json::json!({
-        "schema_version": etcd_drill::report::REPORT_SCHEMA_VERSION,
+        "schema_version": etcd_drill::model::report::REPORT_SCHEMA_VERSION,
         "scenario": scenario, "description": "", "file": "", "seed": 7, "repetition": 1,
         "etcd_version": "3.5.16", "image": "etcd-drill/etcd:3.5", "cluster_size": 3,
         "tls": false, "started_at_ms": 0, "finished_at_ms": 1,

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use etcd_drill::chaos::fault::{FaultKind, Injector, Role, Target};
+use etcd_drill::chaos::observe::{self, ObserveOptions, SweepOptions};
 use etcd_drill::cluster::Cluster;
-use etcd_drill::fault::{FaultKind, Injector, Role, Target};
-use etcd_drill::quorum::{self, ObserveOptions, SweepOptions};
 
 /// Writes `n` keys and returns them: the writes this test has seen acknowledged.
 async fn acknowledged_writes(cluster: &Cluster, prefix: &str, n: usize) -> Vec<(String, String)> {
@@ -69,7 +69,7 @@ async fn the_whole_table_is_observed_cell_by_cell() {
         observe: ObserveOptions::default(),
         parallel: 5,
     };
-    let table = quorum::sweep(&docker, &(1..=9).collect::<Vec<_>>(), &opts)
+    let table = observe::sweep(&docker, &(1..=9).collect::<Vec<_>>(), &opts)
         .await
         .unwrap();
     let cells: usize = table.sizes.iter().map(|s| s.cells.len()).sum();
@@ -78,7 +78,7 @@ async fn the_whole_table_is_observed_cell_by_cell() {
     assert!(
         bad.is_empty(),
         "observation disagrees with the table:\n{}",
-        quorum::render_table(&table.sizes)
+        observe::render_table(&table.sizes)
     );
     // Even sizes buy nothing: 2 tolerates what 1 does, 4 what 3 does, and so on.
     for even in [2, 4, 6, 8] {
@@ -119,7 +119,7 @@ async fn leader_loss_then_follower_loss(size: usize) {
         .unwrap();
     assert_eq!(hit, vec![old_leader.clone()]);
     assert_eq!(inj.events.last().unwrap().role, Role::Leader);
-    let after = quorum::observe(
+    let after = observe::observe(
         &cluster,
         "/registry/after-leader-loss",
         ObserveOptions::default(),
@@ -139,7 +139,7 @@ async fn leader_loss_then_follower_loss(size: usize) {
         .unwrap();
     assert_eq!(inj.events.last().unwrap().role, Role::Follower);
     if size >= 5 {
-        let obs = quorum::observe(
+        let obs = observe::observe(
             &cluster,
             "/registry/after-follower-loss",
             ObserveOptions::default(),
@@ -190,7 +190,7 @@ async fn pause_and_partition_on_three() {
         .await
         .unwrap()
         .remove(0);
-    let obs = quorum::observe(
+    let obs = observe::observe(
         &cluster,
         "/registry/while-paused",
         ObserveOptions::default(),
@@ -214,7 +214,7 @@ async fn pause_and_partition_on_three() {
         .await
         .unwrap()
         .remove(0);
-    let obs = quorum::observe(&cluster, "/registry/while-cut", ObserveOptions::default()).await;
+    let obs = observe::observe(&cluster, "/registry/while-cut", ObserveOptions::default()).await;
     assert!(obs.writable);
     assert_ne!(
         obs.acked_by.as_deref(),
@@ -300,12 +300,12 @@ async fn an_unreachable_member_is_an_observation_error_not_unavailability() {
         window: Duration::from_millis(1000),
         ..Default::default()
     };
-    let healthy = quorum::observe(&cluster, "/etcd-drill/expect/ok", o).await;
+    let healthy = observe::observe(&cluster, "/etcd-drill/expect/ok", o).await;
     assert!(healthy.writable && healthy.error().is_none(), "{healthy:?}");
 
     // Nothing listens on port 9 of loopback: the connection is refused.
     cluster.members[0].client_url = "http://127.0.0.1:9".into();
-    let stale = quorum::observe(&cluster, "/etcd-drill/expect/stale", o).await;
+    let stale = observe::observe(&cluster, "/etcd-drill/expect/stale", o).await;
     assert!(!stale.writable);
     assert!(stale.attempts >= 1);
     assert_eq!(stale.answering(), 0);

@@ -16,10 +16,10 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::cluster::image::{BIN_DIR, EtcdImage, Line};
 use crate::cluster::{Cluster, Member};
 use crate::docker::{self, OneShot};
 use crate::error::{Error, Result};
-use crate::image::{BIN_DIR, EtcdImage, Line};
 
 /// Where snapshot files appear in tool containers.
 pub const SNAPSHOT_DIR: &str = "/snapshots";

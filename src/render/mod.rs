@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::report::{DrillReport, GateResult, Rto};
+use crate::model::report::{DrillReport, GateResult, Rto};
 
 /// Gate on the whole RTO.
 const GATE_RTO: &str = "max_rto_s";
@@ -163,7 +163,7 @@ fn md_code(s: &str) -> String {
 }
 
 /// The fault-tolerance table as a Markdown table, like `quorum::render_table`.
-fn md_fault_table(rows: &[crate::report::TableRow]) -> String {
+fn md_fault_table(rows: &[crate::model::report::TableRow]) -> String {
     let max_k = rows
         .iter()
         .flat_map(|r| std::iter::once(r.size).chain(r.cells.iter().map(|c| c.0)))
@@ -891,7 +891,7 @@ fn rto_svg(r: &DrillReport, rto: &Rto) -> Result<String, String> {
     Ok(buf)
 }
 
-fn html_fault_table(rows: &[crate::report::TableRow]) -> String {
+fn html_fault_table(rows: &[crate::model::report::TableRow]) -> String {
     let max_k = rows
         .iter()
         .flat_map(|r| std::iter::once(r.size).chain(r.cells.iter().map(|c| c.0)))
@@ -1421,7 +1421,7 @@ pub fn comparison_text(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{
+    use crate::model::report::{
         CheckRecord, FaultEventRecord, PhaseRecord, ProbeRecord, Rpo, SnapshotRecord, StepRecord,
         TableRow,
     };
@@ -1489,7 +1489,7 @@ mod tests {
             ("verified", 1.03),
         ];
         DrillReport {
-            schema_version: crate::report::REPORT_SCHEMA_VERSION,
+            schema_version: crate::model::report::REPORT_SCHEMA_VERSION,
             scenario: "restore-3-quorum-loss".into(),
             description: "Lose 2 of 3 members for good, restore from the last snapshot".into(),
             file: "scenarios/restore-3-quorum-loss.toml".into(),

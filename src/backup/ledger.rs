@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::dataset::{Ack, AckLog};
+use crate::backup::dataset::{Ack, AckLog};
 
 /// Every key the harness writes for itself lives under this prefix; nothing else outside
 /// the dataset's prefix may exist in a cluster under test.

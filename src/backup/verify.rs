@@ -10,10 +10,10 @@ use std::time::Instant;
 use etcd_client::GetOptions;
 use futures_util::StreamExt;
 
+use crate::backup::dataset::{AckLog, Dataset, PREFIX};
+use crate::backup::ledger::{Accounted, HARNESS_PREFIX, HarnessView};
 use crate::cluster::Cluster;
-use crate::dataset::{AckLog, Dataset, PREFIX};
-use crate::ledger::{Accounted, HARNESS_PREFIX, HarnessView};
-use crate::tls::CONTAINER_PKI_DIR;
+use crate::cluster::tls::CONTAINER_PKI_DIR;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
@@ -897,7 +897,7 @@ async fn check_etcdctl(
         return check(name, false, "no members");
     }
     let mut base = vec![
-        format!("{}/etcdctl", crate::image::BIN_DIR),
+        format!("{}/etcdctl", crate::cluster::image::BIN_DIR),
         format!(
             "--endpoints={}://127.0.0.1:{}",
             cluster.scheme(),

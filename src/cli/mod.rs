@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::cluster::image::{self, Line, Source};
 use crate::cluster::{self, Cluster, ClusterSpec};
 use crate::docker::{self, Selector};
 use crate::error::{Error, Result};
-use crate::image::{self, Line, Source};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -349,14 +349,14 @@ async fn dispatch(
         }
         Command::Quorum(args) => quorum(args, run_id).await,
         Command::Fault(args) => {
-            let kind: crate::fault::FaultKind = args.fault.parse()?;
-            let target: crate::fault::Target = args.target.parse()?;
+            let kind: crate::chaos::fault::FaultKind = args.fault.parse()?;
+            let target: crate::chaos::fault::Target = args.target.parse()?;
             let seed = args
                 .seed
-                .unwrap_or_else(crate::fault::Injector::random_seed);
+                .unwrap_or_else(crate::chaos::fault::Injector::random_seed);
             let docker = docker::connect().await?;
             let mut c = Cluster::attach(&docker, &args.cluster).await?;
-            let mut inj = crate::fault::Injector::new(seed);
+            let mut inj = crate::chaos::fault::Injector::new(seed);
             inj.inject(&mut c, kind, &target).await?;
             if args.json {
                 println!(
@@ -374,7 +374,7 @@ async fn dispatch(
         Command::Drill(args) => drill(args, run_id, cancel).await,
         Command::Validate { files } => {
             for f in &files {
-                let l = crate::scenario::load(f)?;
+                let l = crate::model::scenario::load(f)?;
                 println!(
                     "{}: ok ({} steps, {} members)",
                     f.display(),
@@ -387,7 +387,7 @@ async fn dispatch(
         Command::Schema => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&crate::scenario::json_schema()).expect("json")
+                serde_json::to_string_pretty(&crate::model::scenario::json_schema()).expect("json")
             );
             Ok(Outcome::Ok)
         }
@@ -555,26 +555,26 @@ async fn cluster_ls(json: bool) -> Result<Outcome> {
 }
 
 async fn quorum(args: QuorumArgs, run_id: String) -> Result<Outcome> {
-    let sizes = crate::quorum::parse_sizes(&args.sizes)?;
+    let sizes = crate::chaos::observe::parse_sizes(&args.sizes)?;
     image::Line::parse(&args.version)?;
     let seed = args
         .seed
-        .unwrap_or_else(crate::fault::Injector::random_seed);
+        .unwrap_or_else(crate::chaos::fault::Injector::random_seed);
     if !args.json {
         eprintln!("seed {seed} (replay with --seed {seed})");
     }
-    let opts = crate::quorum::SweepOptions {
+    let opts = crate::chaos::observe::SweepOptions {
         version: args.version,
         seed,
         run_id,
-        observe: crate::quorum::ObserveOptions {
+        observe: crate::chaos::observe::ObserveOptions {
             window: std::time::Duration::from_millis(args.window_ms),
             ..Default::default()
         },
         parallel: args.parallel,
     };
     let docker = docker::connect().await?;
-    let table = crate::quorum::sweep(&docker, &sizes, &opts).await?;
+    let table = crate::chaos::observe::sweep(&docker, &sizes, &opts).await?;
     let bad = table.disagreements();
     if args.json {
         println!(
@@ -582,7 +582,7 @@ async fn quorum(args: QuorumArgs, run_id: String) -> Result<Outcome> {
             serde_json::to_string_pretty(&table.to_json()).expect("json")
         );
     } else {
-        print!("{}", crate::quorum::render_table(&table.sizes));
+        print!("{}", crate::chaos::observe::render_table(&table.sizes));
         for (size, cell) in &bad {
             let what = if cell.observed_writable {
                 "a write was acknowledged without quorum"
@@ -606,7 +606,7 @@ async fn quorum(args: QuorumArgs, run_id: String) -> Result<Outcome> {
 }
 
 async fn restore_drill(args: RestoreDrillArgs, run_id: String) -> Result<Outcome> {
-    use crate::recovery::{Disaster, RestoreDrillOptions};
+    use crate::procedures::recover::{Disaster, RestoreDrillOptions};
     cluster::validate_size(args.size)?;
     if args.keys == 0 || args.value_size == 0 {
         return Err(Error::InvalidInput(
@@ -625,15 +625,15 @@ async fn restore_drill(args: RestoreDrillArgs, run_id: String) -> Result<Outcome
     o.restore_members = args.restore_members;
     o.seed = args
         .seed
-        .unwrap_or_else(crate::fault::Injector::random_seed);
+        .unwrap_or_else(crate::chaos::fault::Injector::random_seed);
     o.dataset.seed = o.seed;
     o.run_id = run_id;
     let docker = docker::connect().await?;
-    let r = crate::recovery::restore_drill(&docker, &o).await?;
+    let r = crate::procedures::recover::restore_drill(&docker, &o).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
-        print!("{}", crate::report::restore_drill_text(&r));
+        print!("{}", crate::model::report::restore_drill_text(&r));
     }
     Ok(if r.passed() {
         Outcome::Ok
@@ -646,9 +646,9 @@ async fn verify_snapshot(args: VerifySnapshotArgs, run_id: String) -> Result<Out
     cluster::validate_size(args.members)?;
     image::Line::parse(&args.version)?;
     // The file is checked before Docker is even asked for.
-    crate::snapshot::check_file(&args.file, args.skip_hash_check)?;
+    crate::backup::snapshot::check_file(&args.file, args.skip_hash_check)?;
     let docker = docker::connect().await?;
-    let r = crate::recovery::verify_snapshot(
+    let r = crate::procedures::recover::verify_snapshot(
         &docker,
         &args.file,
         args.members,
@@ -687,7 +687,7 @@ async fn verify_snapshot(args: VerifySnapshotArgs, run_id: String) -> Result<Out
     })
 }
 
-fn read_report(path: &std::path::Path) -> Result<crate::report::DrillReport> {
+fn read_report(path: &std::path::Path) -> Result<crate::model::report::DrillReport> {
     let file = if path.is_dir() {
         path.join("report.json")
     } else {
@@ -710,7 +710,7 @@ async fn drill(
     let loaded: Vec<_> = args
         .files
         .iter()
-        .map(|f| crate::scenario::load(f))
+        .map(|f| crate::model::scenario::load(f))
         .collect::<Result<_>>()?;
     if let Some(n) = args.repeat
         && !(1..=100).contains(&n)
@@ -724,7 +724,7 @@ async fn drill(
     // A missing image is the environment's fault, not a failed drill: refuse up front
     // (exit 2, naming the command that builds it) rather than report a run that never began.
     for l in &loaded {
-        crate::image::resolve(&docker, l.scenario.cluster.version.get_ref()).await?;
+        crate::cluster::image::resolve(&docker, l.scenario.cluster.version.get_ref()).await?;
     }
     let opts = crate::drill::DrillOptions {
         seed: args.seed,
@@ -737,7 +737,7 @@ async fn drill(
     let mut interrupted = false;
     for l in &loaded {
         // Each run's reports are written as soon as it ends.
-        let mut write = |r: &crate::report::DrillReport, repeat: u32| -> Result<()> {
+        let mut write = |r: &crate::model::report::DrillReport, repeat: u32| -> Result<()> {
             let dir = crate::drill::write_reports(&args.report_dir, r, repeat)?;
             all_passed &= r.passed();
             interrupted |= r.verdict == crate::drill::INTERRUPTED;
@@ -777,7 +777,7 @@ fn check_report_dir(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn print_run(r: &crate::report::DrillReport, dir: &std::path::Path) {
+fn print_run(r: &crate::model::report::DrillReport, dir: &std::path::Path) {
     println!(
         "{}: {} (seed {}) — {}",
         r.scenario,

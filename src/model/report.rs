@@ -1,7 +1,7 @@
 //! The drill report's data model (`report.json`) and the restore drill's text summary; the
 //! report files are rendered in `render`.
 
-use crate::recovery::RestoreDrillReport;
+use crate::procedures::recover::RestoreDrillReport;
 
 /// The restore drill's human summary: verdict, RPO, RTO by phase, and each check.
 pub fn restore_drill_text(r: &RestoreDrillReport) -> String {

@@ -2,6 +2,9 @@
 //! one named volume per member, every member's client port published on 127.0.0.1 so the
 //! harness can talk to each member directly.
 
+pub mod image;
+pub mod tls;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,8 +19,8 @@ use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 use crate::docker::{self, LABEL_MEMBER, Selector};
 use crate::error::{Error, Result};
-use crate::image::{self, BIN_DIR, EtcdImage};
-use crate::tls::{CONTAINER_PKI_DIR, Pki};
+use image::{BIN_DIR, EtcdImage};
+use tls::{CONTAINER_PKI_DIR, Pki};
 
 pub const MIN_SIZE: usize = 1;
 pub const MAX_SIZE: usize = 9;

@@ -10,9 +10,9 @@ use etcd_client::{Client, GetOptions};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::chaos::fault::{FaultKind, Injector, Target};
 use crate::cluster::{Cluster, ClusterSpec, Member};
 use crate::error::Result;
-use crate::fault::{FaultKind, Injector, Target};
 
 pub fn majority(size: usize) -> usize {
     size / 2 + 1
@@ -508,7 +508,7 @@ pub async fn sweep(docker: &Docker, sizes: &[usize], opts: &SweepOptions) -> Res
     for &s in sizes {
         crate::cluster::validate_size(s)?;
     }
-    let image = crate::image::resolve(docker, &opts.version).await?;
+    let image = crate::cluster::image::resolve(docker, &opts.version).await?;
     let t0 = Instant::now();
     // Largest first, so the longest job does not start last.
     let mut order = sizes.to_vec();

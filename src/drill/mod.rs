@@ -9,17 +9,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bollard::Docker;
 
+use crate::backup::dataset::{self, Dataset};
+use crate::backup::ledger::{HARNESS_PREFIX, Ledger, Loss};
+use crate::backup::snapshot::{self, RestoreOptions};
+use crate::backup::verify::{self, Expected};
+use crate::chaos::fault::{FaultKind, Injector, Target};
+use crate::chaos::observe::{self, ObserveOptions};
 use crate::cluster::{Cluster, ClusterSpec, MemberState};
-use crate::dataset::{self, Dataset};
 use crate::error::{Error, Result};
-use crate::fault::{FaultKind, Injector, Target};
-use crate::ledger::{HARNESS_PREFIX, Ledger, Loss};
-use crate::quorum::{self, ObserveOptions};
-use crate::recovery::{self, Backup};
-use crate::report::*;
-use crate::scenario::{Loaded, Scenario, Step};
-use crate::snapshot::{self, RestoreOptions};
-use crate::verify::{self, Expected};
+use crate::model::report::*;
+use crate::model::scenario::{Loaded, Scenario, Step};
+use crate::procedures::recover::{self, Backup};
 
 #[derive(Debug, Clone)]
 pub struct DrillOptions {
@@ -238,7 +238,7 @@ impl Runner<'_> {
                 rand::random::<u16>()
             );
             let c = Cluster::start(self.docker, spec).await?;
-            self.initial_cluster_id = recovery::cluster_id(&c).await?;
+            self.initial_cluster_id = recover::cluster_id(&c).await?;
             self.image = c.image.tag.clone();
             self.etcd_version = c.image.version.clone();
             self.cluster = Some(c);
@@ -324,8 +324,8 @@ impl Runner<'_> {
                 let m = c.member(&member).expect("resolved").clone();
                 let file = snapshot::save(c, &m, &c.run_dir.join("snapshots")).await?;
                 // The sha256 recorded now is what the restore step checks the file against.
-                let backup = recovery::record_backup(c, file, false, self.ledger.era()).await?;
-                let cluster_id = recovery::cluster_id(c).await?;
+                let backup = recover::record_backup(c, file, false, self.ledger.era()).await?;
+                let cluster_id = recover::cluster_id(c).await?;
                 let name = name
                     .clone()
                     .unwrap_or_else(|| format!("snapshot-{}", self.snaps.len() + 1));
@@ -375,7 +375,7 @@ impl Runner<'_> {
                     o.window = Duration::from_millis(*w);
                 }
                 let key = format!("{HARNESS_PREFIX}expect/{i}");
-                let obs = quorum::observe(c, &key, o).await;
+                let obs = observe::observe(c, &key, o).await;
                 for w in &obs.writes {
                     match w.revision {
                         Some(r) => self.ledger.acknowledged(&key, &w.value, r),
@@ -473,15 +473,15 @@ impl Runner<'_> {
             }
             Step::Verify {} => self.verify(i).await,
             Step::QuorumTable { sizes } => {
-                let sizes = quorum::parse_sizes(sizes.as_deref().unwrap_or("1-9"))?;
-                let o = quorum::SweepOptions {
+                let sizes = observe::parse_sizes(sizes.as_deref().unwrap_or("1-9"))?;
+                let o = observe::SweepOptions {
                     version: self.s.cluster.version.get_ref().clone(),
                     seed: self.injector.seed,
                     run_id: self.opts.run_id.clone(),
                     observe: ObserveOptions::default(),
                     parallel: 5,
                 };
-                let t = quorum::sweep(self.docker, &sizes, &o).await?;
+                let t = observe::sweep(self.docker, &sizes, &o).await?;
                 self.etcd_version = t.etcd_version.clone();
                 let bad = t.disagreements().len();
                 let cells: usize = t.sizes.iter().map(|s| s.cells.len()).sum();
@@ -525,7 +525,7 @@ impl Runner<'_> {
     }
 
     /// The drill's `restore` step: the disaster is declared (RTO runs from here) and the one
-    /// restore procedure, [`recovery::restore_from_backup`], runs on the snapshot as it was
+    /// restore procedure, [`recover::restore_from_backup`], runs on the snapshot as it was
     /// recorded when taken.
     async fn restore(
         &mut self,
@@ -554,7 +554,7 @@ impl Runner<'_> {
         let last_revision = self.ledger.last_revision();
         let t0 = Instant::now();
         let mut laps = vec![];
-        let restored = recovery::restore_from_backup(
+        let restored = recover::restore_from_backup(
             c,
             &mut self.injector,
             &backup,
@@ -658,7 +658,7 @@ pub struct Expectation {
 /// are of members that were probed and answered, never of members believed up.
 pub fn judge_expectation(
     want: &Expectation,
-    obs: &quorum::Observation,
+    obs: &observe::Observation,
 ) -> Vec<(&'static str, bool, String)> {
     let mut out = vec![];
     if let Some(w) = want.writable {
@@ -737,7 +737,7 @@ async fn run_once(
         probes: vec![],
         table: None,
         rpo: None,
-        image: crate::image::tag_for(s.cluster.version.get_ref()),
+        image: crate::cluster::image::tag_for(s.cluster.version.get_ref()),
         etcd_version: s.cluster.version.get_ref().clone(),
     };
     let progress = Progress::new(&s.name, s.steps.len(), opts.interactive);
@@ -994,7 +994,7 @@ pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quorum::{MemberProbe, Observation};
+    use crate::chaos::observe::{MemberProbe, Observation};
 
     fn obs(writable: bool, leader: bool, readers: usize, answering: usize) -> Observation {
         Observation {
@@ -1105,7 +1105,7 @@ mod tests {
 
     #[test]
     fn an_rto_that_never_reached_verified_fails_its_gate() {
-        let s = crate::scenario::parse(
+        let s = crate::model::scenario::parse(
             "t.toml",
             "name = \"t\"\n[cluster]\nsize = 1\n[gates]\nmax_rto_s = 60\n[[steps]]\nkind = \"wait\"\nseconds = 0\n",
         )

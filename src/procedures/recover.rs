@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::cluster::{Cluster, ClusterSpec, MemberState};
-use crate::dataset::{self, AckLog, Dataset};
-use crate::error::{Error, Result};
-use crate::fault::{FaultEvent, FaultKind, Injector, Target};
-use crate::ledger::{Cut, Ledger, Loss};
-use crate::snapshot::{
+use crate::backup::dataset::{self, AckLog, Dataset};
+use crate::backup::ledger::{Cut, Ledger, Loss};
+use crate::backup::snapshot::{
     self, Integrity, RestoreOptions, SnapshotFile, SnapshotSource, SnapshotStatus,
 };
-use crate::verify::{self, Check, Expected, Verification};
+use crate::backup::verify::{self, Check, Expected, Verification};
+use crate::chaos::fault::{FaultEvent, FaultKind, Injector, Target};
+use crate::cluster::{Cluster, ClusterSpec, MemberState};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
@@ -106,7 +106,7 @@ impl RestoreDrillOptions {
                 value_size,
                 seed: 1,
             },
-            version: crate::image::DEFAULT_VERSION.into(),
+            version: crate::cluster::image::DEFAULT_VERSION.into(),
             restore_version: None,
             tls: false,
             seed: 1,
@@ -157,7 +157,7 @@ impl RestoreDrillReport {
 
 /// Refuses version pairs that cannot work before anything starts.
 pub fn check_versions(from: &str, to: &str) -> Result<()> {
-    use crate::image::Line;
+    use crate::cluster::image::Line;
     let (a, b) = (Line::parse(from)?, Line::parse(to)?);
     if a == Line::V3_5 && b == Line::V3_4 {
         return Err(Error::InvalidInput(format!(
@@ -187,7 +187,7 @@ pub async fn restore_drill(
     {
         return Err(Error::InvalidSize { size: names.len() });
     }
-    let restore_image = crate::image::resolve(docker, &restore_version).await?;
+    let restore_image = crate::cluster::image::resolve(docker, &restore_version).await?;
     snapshot::check_restore_options(&restore_image, &opts.restore)?;
     let mut cluster = Cluster::start(docker, spec).await?;
     let mut injector = Injector::new(opts.seed);
@@ -328,7 +328,7 @@ pub async fn recover(
         .count();
     let t_disaster = Instant::now();
     let lose = match r.disaster {
-        Disaster::Quorum => crate::quorum::majority(size),
+        Disaster::Quorum => crate::chaos::observe::majority(size),
         Disaster::All => size,
     };
     injector
@@ -707,7 +707,7 @@ pub async fn restore_and_start(
 pub async fn first_write(cluster: &Cluster, timeout: Duration) -> Result<(String, String, i64)> {
     let t0 = Instant::now();
     let m = &cluster.members[0];
-    let key = format!("{}first-write", crate::ledger::HARNESS_PREFIX);
+    let key = format!("{}first-write", crate::backup::ledger::HARNESS_PREFIX);
     let value = format!("ok-{}", rand::random::<u32>());
     let mut last = String::new();
     while t0.elapsed() < timeout {

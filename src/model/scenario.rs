@@ -11,8 +11,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::chaos::fault::{FaultKind, Target};
 use crate::error::{Error, Result};
-use crate::fault::{FaultKind, Target};
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +57,7 @@ pub struct ClusterSection {
 }
 
 fn default_version() -> Spanned<String> {
-    Spanned::new(0..0, crate::image::DEFAULT_VERSION.to_string())
+    Spanned::new(0..0, crate::cluster::image::DEFAULT_VERSION.to_string())
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -293,7 +293,7 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
             "1 to 9",
         );
     }
-    if let Err(e) = crate::image::Line::parse(s.cluster.version.get_ref()) {
+    if let Err(e) = crate::cluster::image::Line::parse(s.cluster.version.get_ref()) {
         return bad(
             s.cluster.version.span(),
             "cluster.version",
@@ -477,8 +477,8 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
                     );
                 }
                 if bump_revision.is_some()
-                    && crate::image::Line::parse(s.cluster.version.get_ref()).ok()
-                        == Some(crate::image::Line::V3_4)
+                    && crate::cluster::image::Line::parse(s.cluster.version.get_ref()).ok()
+                        == Some(crate::cluster::image::Line::V3_4)
                 {
                     return bad(
                         sp,
@@ -533,7 +533,7 @@ fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
                 max_index += 1;
             }
             Step::QuorumTable { sizes: Some(sz) } => {
-                if let Err(e) = crate::quorum::parse_sizes(sz) {
+                if let Err(e) = crate::chaos::observe::parse_sizes(sz) {
                     return bad(
                         sp,
                         &format!("{field}.sizes"),

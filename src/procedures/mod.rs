@@ -1,0 +1,4 @@
+//! The recovery procedures, sequencing Docker and etcd work end to end. `recover` holds THE
+//! restore path; every command and every drill step that restores goes through it.
+
+pub mod recover;
