@@ -9,10 +9,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use etcd_drill::backup::dataset::{self, Dataset};
-use etcd_drill::chaos::fault::{FaultKind, Injector, Target};
+use etcd_drill::chaos::fault::Injector;
 use etcd_drill::chaos::observe;
 use etcd_drill::cluster::{self, Cluster, ClusterSpec};
 use etcd_drill::docker::{self, Selector};
+use etcd_drill::model::fault::{FaultKind, Target};
+use etcd_drill::model::table::predicted_writable;
+use etcd_drill::procedures::quorum_table::{self, SweepOptions};
 use serde_json::json;
 
 struct Args {
@@ -292,7 +295,7 @@ async fn start_orders(d: &bollard::Docker, args: &Args) -> (serde_json::Value, S
 }
 
 /// The naive way to fill the table: a fresh cluster per cell, k members failed at once.
-async fn naive_sweep(d: &bollard::Docker, opts: &observe::SweepOptions) -> (f64, usize) {
+async fn naive_sweep(d: &bollard::Docker, opts: &SweepOptions) -> (f64, usize) {
     use futures_util::StreamExt;
     let t0 = Instant::now();
     let cells: Vec<(usize, usize)> = (1..=9usize)
@@ -312,7 +315,7 @@ async fn naive_sweep(d: &bollard::Docker, opts: &observe::SweepOptions) -> (f64,
             }
             let obs = observe::observe(&c, "/bench/naive", opts.observe).await;
             c.destroy().await.unwrap();
-            obs.writable == observe::predicted_writable(n, k)
+            obs.writable == predicted_writable(n, k)
         }))
         .buffer_unordered(opts.parallel)
         .collect()
@@ -327,7 +330,7 @@ async fn quorum_sweep() {
     let d = docker::connect().await.expect("docker");
     // Three sweeps whatever --runs says: one takes ~50 s, and three give a median.
     let runs = 3;
-    let opts = observe::SweepOptions {
+    let opts = SweepOptions {
         version: "3.5".into(),
         seed: 1,
         run_id: docker::new_run_id(),
@@ -337,7 +340,7 @@ async fn quorum_sweep() {
     let sizes: Vec<usize> = (1..=9).collect();
     let (mut ours, mut naive, mut disagreements) = (vec![], vec![], 0usize);
     for _ in 0..runs {
-        let t = observe::sweep(&d, &sizes, &opts).await.expect("sweep");
+        let t = quorum_table::sweep(&d, &sizes, &opts).await.expect("sweep");
         disagreements += t.disagreements().len();
         ours.push(t.elapsed_s);
         let (secs, bad) = naive_sweep(&d, &opts).await;
@@ -522,8 +525,11 @@ async fn measure_restore(
     ds: &Dataset,
     runs: usize,
 ) -> RestoreRuns {
+    use etcd_drill::backup::record;
     use etcd_drill::backup::snapshot::{self, RestoreOptions};
-    use etcd_drill::procedures::recover::{self, Disaster, Recovery};
+    use etcd_drill::model::backup::Disaster;
+    use etcd_drill::procedures::recover::{self, cluster_id};
+    use etcd_drill::procedures::restore_drill::{Recovery, recover};
     let mut spec = ClusterSpec::new(size);
     spec.name = format!("bench-restore-{:06x}", rand::random::<u32>() & 0xff_ffff);
     let mut c = Cluster::start(d, spec).await.expect("start");
@@ -541,7 +547,7 @@ async fn measure_restore(
     let snap = snapshot::save(&c, &c.members[0].clone(), dir.path())
         .await
         .expect("snapshot");
-    let backup = recover::record_backup(&c, snap.clone(), false, 0)
+    let backup = record::record_backup(&c, snap.clone(), false, 0)
         .await
         .expect("record the backup");
     let names: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
@@ -549,8 +555,8 @@ async fn measure_restore(
     let (mut ours, mut floor, mut cli) = (vec![], vec![], vec![]);
     let mut phases: Vec<Vec<(String, f64)>> = vec![];
     for _ in 0..runs {
-        let old = recover::cluster_id(&c).await.unwrap();
-        let r = recover::recover(
+        let old = cluster_id(&c).await.unwrap();
+        let r = recover(
             &mut c,
             &mut inj,
             &backup,
@@ -575,14 +581,14 @@ async fn measure_restore(
             r.verification
                 .checks
                 .iter()
-                .map(|c| format!("{} {:.2}", c.name, c.seconds))
+                .map(|c| format!("{} {:.2}", c.name, c.seconds.unwrap_or(0.0)))
                 .collect::<Vec<_>>()
         );
         ours.push(r.rto_s);
         phases.push(
             r.phases
                 .iter()
-                .map(|p| (p.name.clone(), p.seconds))
+                .map(|p| (p.name.to_string(), p.seconds))
                 .collect(),
         );
 
@@ -591,7 +597,7 @@ async fn measure_restore(
             .await
             .unwrap();
         let t = Instant::now();
-        recover::restore_cluster(
+        recover::restore_mixed(
             &mut c,
             &backup.source,
             &backup.file.file_name(),

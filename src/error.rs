@@ -37,10 +37,8 @@ pub enum Error {
     )]
     ExitCodeUnknown { what: String, container: String },
 
-    #[error(
-        "reports of different scenarios ({old} vs {new}) are not comparable; compare runs of one scenario, or pass --force"
-    )]
-    ReportsNotComparable { old: String, new: String },
+    #[error(transparent)]
+    NotComparable(#[from] crate::model::compare::NotComparable),
 
     #[error("Docker call failed while {context}: {source}")]
     Docker {
@@ -130,6 +128,28 @@ impl Error {
             member,
             context,
             source,
+        }
+    }
+}
+
+impl From<crate::model::Invalid> for Error {
+    fn from(e: crate::model::Invalid) -> Self {
+        match e {
+            crate::model::Invalid::Input(m) => Error::InvalidInput(m),
+            crate::model::Invalid::Size { size } => Error::InvalidSize { size },
+        }
+    }
+}
+
+impl From<crate::model::scenario::LoadError> for Error {
+    fn from(e: crate::model::scenario::LoadError) -> Self {
+        match e {
+            crate::model::scenario::LoadError::Read { path, source } => Error::Io {
+                context: "reading the scenario".into(),
+                path,
+                source,
+            },
+            crate::model::scenario::LoadError::Invalid(i) => i.into(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod docker;
 pub mod drill;
 pub mod error;
 pub mod model;
+pub mod poll;
 pub mod procedures;
 pub mod render;
 

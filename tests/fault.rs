@@ -5,9 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use etcd_drill::chaos::fault::{FaultKind, Injector, Role, Target};
-use etcd_drill::chaos::observe::{self, ObserveOptions, SweepOptions};
+use etcd_drill::chaos::fault::Injector;
+use etcd_drill::chaos::observe::{self, ObserveOptions};
 use etcd_drill::cluster::Cluster;
+use etcd_drill::model::fault::{FaultKind, Role, Target};
+use etcd_drill::procedures::quorum_table::{SweepOptions, sweep};
+use etcd_drill::render::render_table;
 
 /// Writes `n` keys and returns them: the writes this test has seen acknowledged.
 async fn acknowledged_writes(cluster: &Cluster, prefix: &str, n: usize) -> Vec<(String, String)> {
@@ -69,7 +72,7 @@ async fn the_whole_table_is_observed_cell_by_cell() {
         observe: ObserveOptions::default(),
         parallel: 5,
     };
-    let table = observe::sweep(&docker, &(1..=9).collect::<Vec<_>>(), &opts)
+    let table = sweep(&docker, &(1..=9).collect::<Vec<_>>(), &opts)
         .await
         .unwrap();
     let cells: usize = table.sizes.iter().map(|s| s.cells.len()).sum();
@@ -78,7 +81,7 @@ async fn the_whole_table_is_observed_cell_by_cell() {
     assert!(
         bad.is_empty(),
         "observation disagrees with the table:\n{}",
-        observe::render_table(&table.sizes)
+        render_table(&table.sizes)
     );
     // Even sizes buy nothing: 2 tolerates what 1 does, 4 what 3 does, and so on.
     for even in [2, 4, 6, 8] {

@@ -10,11 +10,17 @@ use std::time::Duration;
 
 use etcd_drill::Error;
 use etcd_drill::backup::dataset::{self, AckLog, Dataset};
+use etcd_drill::backup::record;
 use etcd_drill::backup::snapshot::{self, RestoreOptions};
 use etcd_drill::backup::verify::{self, Expected};
-use etcd_drill::chaos::fault::{FaultKind, Injector, Target};
+use etcd_drill::chaos::fault::Injector;
 use etcd_drill::cluster::Cluster;
-use etcd_drill::procedures::recover::{self, Disaster, RestoreDrillOptions};
+use etcd_drill::model::backup::{Disaster, RestoreDrillReport};
+use etcd_drill::model::fault::{FaultKind, Target};
+use etcd_drill::model::report::{RtoPhase, Verdict};
+use etcd_drill::procedures::recover::{self, RestorePlan};
+use etcd_drill::procedures::restore_drill::{RestoreDrillOptions, restore_drill};
+use etcd_drill::procedures::verify_snapshot::verify_snapshot;
 
 fn drill(size: usize) -> RestoreDrillOptions {
     let mut o = RestoreDrillOptions::new(size, 600, 256);
@@ -22,7 +28,7 @@ fn drill(size: usize) -> RestoreDrillOptions {
     o
 }
 
-fn assert_passed(r: &recover::RestoreDrillReport) {
+fn assert_passed(r: &RestoreDrillReport) {
     let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
     assert!(r.passed(), "restore drill failed: {failed:#?}");
     assert!(r.keys_verified > 0);
@@ -30,10 +36,10 @@ fn assert_passed(r: &recover::RestoreDrillReport) {
         r.rpo_writes >= 25,
         "the writes made after the snapshot are lost by design"
     );
-    let names: Vec<&str> = r.phases.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<RtoPhase> = r.phases.iter().map(|p| p.name).collect();
     assert_eq!(
         names,
-        etcd_drill::model::scenario::PHASES,
+        RtoPhase::ALL,
         "restore drills report the same phases as scenario drills"
     );
     assert!((r.rto_s - r.phases.iter().map(|p| p.seconds).sum::<f64>()).abs() < 1e-9);
@@ -44,7 +50,7 @@ async fn restore_drill_on_one_member() {
     let docker = common::docker().await;
     let mut o = drill(1);
     o.disaster = Disaster::All;
-    assert_passed(&recover::restore_drill(&docker, &o).await.unwrap());
+    assert_passed(&restore_drill(&docker, &o).await.unwrap());
 }
 
 /// Kubernetes objects of 16 KiB are common; a thousand of them are more than gRPC's default
@@ -55,13 +61,13 @@ async fn large_values_verify_on_one_member() {
     let mut o = RestoreDrillOptions::new(1, 600, 16 << 10);
     o.post_snapshot_writes = 25;
     o.disaster = Disaster::All;
-    assert_passed(&recover::restore_drill(&docker, &o).await.unwrap());
+    assert_passed(&restore_drill(&docker, &o).await.unwrap());
 }
 
 #[tokio::test]
 async fn restore_drill_on_three_members_after_losing_quorum() {
     let docker = common::docker().await;
-    let r = recover::restore_drill(&docker, &drill(3)).await.unwrap();
+    let r = restore_drill(&docker, &drill(3)).await.unwrap();
     assert_passed(&r);
     assert_eq!(
         r.fault_events
@@ -86,7 +92,7 @@ async fn restore_drill_on_five_members_after_losing_all() {
     let docker = common::docker().await;
     let mut o = drill(5);
     o.disaster = Disaster::All;
-    assert_passed(&recover::restore_drill(&docker, &o).await.unwrap());
+    assert_passed(&restore_drill(&docker, &o).await.unwrap());
 }
 
 #[tokio::test]
@@ -94,7 +100,7 @@ async fn restore_drill_on_a_tls_cluster_like_the_seed() {
     let docker = common::docker().await;
     let mut o = drill(3);
     o.tls = true;
-    let r = recover::restore_drill(&docker, &o).await.unwrap();
+    let r = restore_drill(&docker, &o).await.unwrap();
     assert_passed(&r);
     let etcdctl = r.checks.iter().find(|c| c.name == "etcdctl-keys").unwrap();
     assert!(etcdctl.passed, "{etcdctl:?}");
@@ -105,7 +111,7 @@ async fn rke_replace_node_three_with_node_four_then_restore_everyone() {
     let docker = common::docker().await;
     let mut o = drill(3);
     o.restore_members = Some(vec!["etcd-1".into(), "etcd-2".into(), "etcd-4".into()]);
-    let r = recover::restore_drill(&docker, &o).await.unwrap();
+    let r = restore_drill(&docker, &o).await.unwrap();
     assert_passed(&r);
     let membership = r.checks.iter().find(|c| c.name == "membership").unwrap();
     assert!(
@@ -120,7 +126,7 @@ async fn a_snapshot_from_etcd_3_4_restores_into_3_5() {
     let mut o = drill(3);
     o.version = "3.4".into();
     o.restore_version = Some("3.5".into());
-    let r = recover::restore_drill(&docker, &o).await.unwrap();
+    let r = restore_drill(&docker, &o).await.unwrap();
     assert_passed(&r);
     assert!(
         r.etcd_version.starts_with("3.4") && r.restored_with.starts_with("3.5"),
@@ -135,9 +141,7 @@ async fn restoring_3_5_with_3_4_or_bumping_revisions_on_3_4_is_refused_up_front(
     let docker = common::docker().await;
     let mut o = drill(3);
     o.restore_version = Some("3.4".into());
-    let err = recover::restore_drill(&docker, &o)
-        .await
-        .expect_err("refused");
+    let err = restore_drill(&docker, &o).await.expect_err("refused");
     assert!(
         err.to_string().contains("does not support downgrades"),
         "{err}"
@@ -145,9 +149,7 @@ async fn restoring_3_5_with_3_4_or_bumping_revisions_on_3_4_is_refused_up_front(
     let mut o = drill(3);
     o.version = "3.4".into();
     o.restore.bump_revision = Some(1000);
-    let err = recover::restore_drill(&docker, &o)
-        .await
-        .expect_err("refused");
+    let err = restore_drill(&docker, &o).await.expect_err("refused");
     assert!(
         err.to_string()
             .contains("--bump-revision needs etcdutl from etcd 3.5"),
@@ -289,10 +291,10 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
     cluster.destroy().await.unwrap();
 
     let run = etcd_drill::docker::new_run_id();
-    let r = recover::verify_snapshot(&docker, &good, 3, "3.5", false, &run)
+    let r = verify_snapshot(&docker, &good, 3, "3.5", false, &run)
         .await
         .unwrap();
-    assert_eq!(r.verdict, "pass", "{:#?}", r.checks);
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.checks);
     assert_eq!(
         r.keys,
         acks.acks.len(),
@@ -324,7 +326,7 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
         (db.clone(), "--skip-hash-check"),
     ];
     for (path, why) in &cases {
-        let err = recover::verify_snapshot(&docker, path, 1, "3.5", false, &run)
+        let err = verify_snapshot(&docker, path, 1, "3.5", false, &run)
             .await
             .expect_err("refused");
         assert!(matches!(err, Error::BadSnapshot { .. }), "{err:?}");
@@ -337,12 +339,12 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
     assert!(left.is_empty(), "{left:?}");
 
     // The data-dir copy is accepted when the user says so, and it restores.
-    let r = recover::verify_snapshot(&docker, &db, 1, "3.5", true, &run)
+    let r = verify_snapshot(&docker, &db, 1, "3.5", true, &run)
         .await
         .unwrap();
-    assert_eq!(r.verdict, "pass", "{:#?}", r.checks);
+    assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.checks);
     // Garbage stays garbage even with --skip-hash-check: etcdutl cannot read it.
-    let err = recover::verify_snapshot(&docker, &cases[3].0, 1, "3.5", true, &run)
+    let err = verify_snapshot(&docker, &cases[3].0, 1, "3.5", true, &run)
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("snapshot status"), "{err}");
@@ -400,10 +402,10 @@ async fn two_snapshots_then_total_loss(test: &str) -> TwoSnapshots {
 
 /// Restores every member from `newer`, except those in `from_older`.
 async fn restore(t: &mut TwoSnapshots, from_older: &[&str]) -> i64 {
-    let (file, status, source) = recover::stage_snapshot(&t.cluster, &t.newer, false)
+    let (file, status, source) = record::stage_snapshot(&t.cluster, &t.newer, false)
         .await
         .unwrap();
-    let (old_file, _, _) = recover::stage_snapshot(&t.cluster, &t.older, false)
+    let (old_file, _, _) = record::stage_snapshot(&t.cluster, &t.older, false)
         .await
         .unwrap();
     let per_member: HashMap<String, String> = from_older
@@ -411,7 +413,7 @@ async fn restore(t: &mut TwoSnapshots, from_older: &[&str]) -> i64 {
         .map(|m| (m.to_string(), old_file.file_name()))
         .collect();
     let names = vec!["etcd-1".to_string(), "etcd-2".into(), "etcd-3".into()];
-    recover::restore_cluster(
+    recover::restore_mixed(
         &mut t.cluster,
         &source,
         &file.file_name(),
@@ -591,7 +593,7 @@ async fn a_backup_changed_after_it_was_taken_is_refused_before_anything_is_torn_
     let dir = tempfile::tempdir().unwrap();
     let m = cluster.members[0].clone();
     let file = snapshot::save(&cluster, &m, dir.path()).await.unwrap();
-    let backup = recover::record_backup(&cluster, file, false, 0)
+    let backup = record::record_backup(&cluster, file, false, 0)
         .await
         .unwrap();
     // Another good snapshot, with more data, swapped in under the recorded name.
@@ -602,12 +604,16 @@ async fn a_backup_changed_after_it_was_taken_is_refused_before_anything_is_torn_
         .unwrap();
     std::fs::copy(&other.path, &backup.file.path).unwrap();
     let mut ledger = etcd_drill::backup::ledger::Ledger::default();
-    let err = recover::restore_from_backup(
+    let plan = RestorePlan {
+        members: &["etcd-1".to_string()],
+        options: &RestoreOptions::default(),
+        first_write: true,
+    };
+    let err = recover::restore(
         &mut cluster,
         &mut Injector::new(1),
         &backup,
-        &["etcd-1".to_string()],
-        &RestoreOptions::default(),
+        &plan,
         &mut ledger,
         &mut |_, _| {},
     )

@@ -128,7 +128,7 @@ pub async fn load(
                         format!("loading keys from {}", dataset.key(start)),
                     ))?;
             let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-            Ok(idx.into_iter().map(move |i| Ack {
+            Ok::<_, Error>(idx.into_iter().map(move |i| Ack {
                 index: i as u32,
                 revision,
             }))

@@ -3,5 +3,6 @@
 
 pub mod dataset;
 pub mod ledger;
+pub mod record;
 pub mod snapshot;
 pub mod verify;

@@ -20,30 +20,11 @@ use crate::cluster::image::{BIN_DIR, EtcdImage, Line};
 use crate::cluster::{Cluster, Member};
 use crate::docker::{self, OneShot};
 use crate::error::{Error, Result};
+use crate::model::backup::{Integrity, SnapshotFile, SnapshotStatus};
 
 /// Where snapshot files appear in tool containers.
 pub const SNAPSHOT_DIR: &str = "/snapshots";
 const TRAILER: usize = 32;
-
-/// A snapshot file on the host.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SnapshotFile {
-    pub path: PathBuf,
-    pub size: u64,
-    /// sha256 of the whole file, to tell snapshots apart in reports.
-    pub sha256: String,
-    /// The member it was saved from, if etcd-drill saved it.
-    pub member: Option<String>,
-}
-
-impl SnapshotFile {
-    pub fn file_name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
-}
 
 /// `20181215_145639_snapshot.db`, like the seed's `$(date +%Y%m%d_%H%M%S)_snapshot.db`.
 pub fn snapshot_file_name() -> String {
@@ -127,16 +108,6 @@ pub async fn save(cluster: &Cluster, member: &Member, dir: &Path) -> Result<Snap
     })
 }
 
-/// What the file check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Integrity {
-    /// The sha256 trailer matches the content.
-    HashVerified,
-    /// No trailer (a `db` copied from a data dir), accepted because of --skip-hash-check.
-    NoHashSkipped,
-}
-
 /// Checks a snapshot file on the host before anything else happens: not empty, and either a
 /// matching sha256 trailer or, only with `skip_hash_check`, a plain database file.
 pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
@@ -198,17 +169,6 @@ pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, I
         "it has no sha256 trailer ({size} bytes is not database pages plus a 32-byte hash): it is truncated, not a snapshot, \
          or a `db` file copied from a data dir — for the last, pass --skip-hash-check"
     )))
-}
-
-/// What `etcdutl snapshot status -w json` reports.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct SnapshotStatus {
-    pub hash: u64,
-    pub revision: i64,
-    #[serde(rename = "totalKey")]
-    pub total_key: u64,
-    #[serde(rename = "totalSize")]
-    pub total_size: u64,
 }
 
 /// Where tool containers find snapshot files, mounted at [`SNAPSHOT_DIR`].
@@ -373,10 +333,10 @@ pub async fn status(
     labels: std::collections::HashMap<String, String>,
 ) -> Result<SnapshotStatus> {
     let tool = offline_tool(image);
-    let out = OneShot {
-        image: &image.tag,
-        entrypoint: &tool,
-        args: vec![
+    let out = OneShot::new(
+        &image.tag,
+        &tool,
+        vec![
             "snapshot".into(),
             "status".into(),
             format!("{SNAPSHOT_DIR}/{file}"),
@@ -384,13 +344,9 @@ pub async fn status(
             "json".into(),
         ],
         labels,
-        mounts: vec![source.mount()],
-        network: None,
-        extra_hosts: vec![],
-        upload: None,
-        env: vec![],
-    }
-    .with_env(vec!["ETCDCTL_API=3".into()])
+    )
+    .mounts(vec![source.mount()])
+    .env(vec!["ETCDCTL_API=3".into()])
     .run(docker)
     .await?;
     let json = out.output.lines().find(|l| l.trim_start().starts_with('{'));
@@ -466,23 +422,15 @@ pub async fn restore_member(
         .iter()
         .map(|m| format!("{}:127.0.0.1", m.name))
         .collect();
-    let out = OneShot {
-        image: &image.tag,
-        entrypoint: &tool,
-        args,
-        labels: cluster.labels(&[]),
-        mounts: vec![
+    let out = OneShot::new(&image.tag, &tool, args, cluster.labels(&[]))
+        .mounts(vec![
             docker::volume_mount(&member.volume, crate::cluster::VOLUME_MOUNT),
             source.mount(),
-        ],
-        network: None,
-        extra_hosts,
-        upload: None,
-        env: vec![],
-    }
-    .with_env(vec!["ETCDCTL_API=3".into()])
-    .run(cluster.docker())
-    .await?;
+        ])
+        .extra_hosts(extra_hosts)
+        .env(vec!["ETCDCTL_API=3".into()])
+        .run(cluster.docker())
+        .await?;
     if out.exit_code != 0 {
         return Err(Error::Failed(format!(
             "restoring {file} into member {} failed (exit {}): {}",

@@ -4,106 +4,17 @@
 //! seeded RNG so a run can be replayed with `--seed`.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::SystemTime;
 
 use bollard::query_parameters::{KillContainerOptionsBuilder, StopContainerOptionsBuilder};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
 
-use crate::cluster::{Cluster, Member, MemberState};
+use super::victims::choose_victims;
+use crate::cluster::{Cluster, MemberState};
+use crate::docker::netns::{self, CHAIN};
 use crate::error::{Error, Result};
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// Lost for good, as after a hardware failure or a lost disk: SIGKILL, then the container
-    /// and its data volume are deleted.
-    Permanent,
-    /// SIGKILL, data kept.
-    Kill,
-    /// SIGTERM (graceful stop), data kept.
-    Stop,
-    /// Start a killed/stopped member again, or restart a running one.
-    Restart,
-    /// Freeze the member's processes (cgroup freezer).
-    Pause,
-    Unpause,
-    /// Cut the member off from its peers; clients on the host still reach it.
-    Partition,
-    /// Undo partitions.
-    Heal,
-    /// The seed's `rm -rf /var/lib/etcd` on a stopped member.
-    WipeData,
-}
-
-impl std::str::FromStr for FaultKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-            Error::InvalidInput(format!(
-                "unknown fault {s:?}; one of: permanent, kill, stop, restart, pause, unpause, partition, heal, wipe-data"
-            ))
-        })
-    }
-}
-
-/// Which members a fault hits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Leader,
-    /// One follower, chosen with the seeded RNG.
-    Follower,
-    /// By 1-based index (`member:2` is `etcd-2`).
-    Member(usize),
-    /// One member chosen with the seeded RNG.
-    Random,
-    /// k distinct members chosen with the seeded RNG.
-    Count(usize),
-}
-
-impl std::str::FromStr for Target {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::InvalidInput(format!(
-                "invalid target {s:?}; one of: leader, follower, random, member:<i> (1-based), count:<k>"
-            ))
-        };
-        Ok(match s {
-            "leader" => Target::Leader,
-            "follower" => Target::Follower,
-            "random" => Target::Random,
-            _ => match s.split_once(':') {
-                Some(("member", i)) => Target::Member(i.parse().map_err(|_| bad())?),
-                Some(("count", k)) => Target::Count(k.parse().map_err(|_| bad())?),
-                _ => return Err(bad()),
-            },
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Leader,
-    Follower,
-    /// Not reachable, or no leader known at the time.
-    Unknown,
-}
-
-/// One injection, as it happened.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FaultEvent {
-    /// Milliseconds since the Unix epoch.
-    pub at_ms: u128,
-    pub member: String,
-    pub fault: FaultKind,
-    pub role: Role,
-}
+use crate::model::fault::{FaultEvent, FaultKind, Role, Target};
 
 /// Injects faults into one cluster and keeps the record of what it did.
 pub struct Injector {
@@ -127,82 +38,28 @@ impl Injector {
     }
 
     /// Resolves a target to member names, in a deterministic order given the cluster's state
-    /// and the seed.
+    /// and the seed. Only `leader` and `follower` need to ask the cluster anything.
     pub async fn resolve(
         &mut self,
         cluster: &Cluster,
         target: &Target,
         kind: FaultKind,
     ) -> Result<Vec<String>> {
-        // Faults that bring members back apply to members that are down; the rest to live ones.
-        let eligible: Vec<&Member> = cluster
-            .members
-            .iter()
-            .filter(|m| match kind {
-                FaultKind::Restart => m.state != MemberState::Gone,
-                FaultKind::Unpause => m.state == MemberState::Paused,
-                FaultKind::Heal => m.state == MemberState::Partitioned,
-                FaultKind::WipeData => m.state == MemberState::Down,
-                _ => m.state.answers_clients(),
-            })
-            .collect();
-        let names = |ms: Vec<&Member>| ms.into_iter().map(|m| m.name.clone()).collect::<Vec<_>>();
-        match target {
-            Target::Member(i) => {
-                let m = cluster
-                    .members
-                    .iter()
-                    .find(|m| m.index == *i)
-                    .ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "member:{i} does not exist; members are 1..={}",
-                            cluster.members.len()
-                        ))
-                    })?;
-                if !eligible.iter().any(|e| e.name == m.name) {
-                    return Err(Error::InvalidInput(format!(
-                        "cannot apply {kind:?} to {}: it is {:?}",
-                        m.name, m.state
-                    )));
-                }
-                Ok(vec![m.name.clone()])
-            }
-            Target::Leader | Target::Follower => {
-                let leader = cluster.leader().await.ok_or_else(|| {
-                    Error::Failed(
-                        "no member reports a leader, so `leader`/`follower` cannot be resolved"
-                            .into(),
-                    )
-                })?;
-                if *target == Target::Leader {
-                    return Ok(vec![leader]);
-                }
-                let followers: Vec<&Member> =
-                    eligible.into_iter().filter(|m| m.name != leader).collect();
-                let pick = followers
-                    .choose(&mut self.rng)
-                    .ok_or_else(|| Error::Failed("there is no follower to target".into()))?;
-                Ok(vec![pick.name.clone()])
-            }
-            Target::Random => {
-                let pick = eligible
-                    .choose(&mut self.rng)
-                    .ok_or_else(|| Error::Failed(format!("no member is eligible for {kind:?}")))?;
-                Ok(vec![pick.name.clone()])
-            }
-            Target::Count(k) => {
-                if *k > eligible.len() {
-                    return Err(Error::InvalidInput(format!(
-                        "count:{k} asks for more members than the {} eligible for {kind:?}",
-                        eligible.len()
-                    )));
-                }
-                let mut picked: Vec<&Member> =
-                    eligible.sample(&mut self.rng, *k).copied().collect();
-                picked.sort_by_key(|m| m.index);
-                Ok(names(picked))
-            }
-        }
+        let leader = match target {
+            Target::Leader | Target::Follower => Some(cluster.leader().await.ok_or_else(|| {
+                Error::Failed(
+                    "no member reports a leader, so `leader`/`follower` cannot be resolved".into(),
+                )
+            })?),
+            _ => None,
+        };
+        choose_victims(
+            &cluster.members,
+            leader.as_deref(),
+            target,
+            kind,
+            &mut self.rng,
+        )
     }
 
     /// Resolves the target and applies the fault to each member it names.
@@ -343,9 +200,6 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
 /// How long a restarted or unpaused member may take to answer again (it replays its WAL).
 const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Chain name used for the rules, so heal removes exactly what partition added.
-const CHAIN: &str = "ETCD_DRILL";
-
 /// Cuts `side` off from every other member of the cluster, both ways, on all traffic
 /// between member addresses. The harness's client path (through the published port, from
 /// the bridge gateway) is untouched, so cut-off members can still be asked questions.
@@ -392,7 +246,7 @@ pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
             ]);
         }
         for rule in script {
-            netns_iptables(pid, &rule, name, rule[0] == "-N")?;
+            netns::iptables(pid, &rule, name, rule[0] == "-N").await?;
         }
     }
     for m in cluster
@@ -409,24 +263,6 @@ pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
 async fn heal(cluster: &Cluster, name: &str) -> Result<()> {
     let m = cluster.member(name).expect("resolved").clone();
     let (pid, _) = cluster.member_net(&m).await?;
-    netns_iptables(pid, &["-F".into(), CHAIN.into()], name, true)?;
-    Ok(())
-}
-
-/// Runs iptables inside a container's network namespace from the host (the image has no
-/// tools). `tolerate_exists`: creating a chain that exists, or flushing a missing one, is fine.
-fn netns_iptables(pid: i64, rule: &[String], member: &str, tolerate_exists: bool) -> Result<()> {
-    let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "iptables", "-w"])
-        .args(rule)
-        .output()
-        .map_err(|e| Error::Failed(format!("cannot run nsenter/iptables for {member} ({e}); install util-linux and iptables, run as root")))?;
-    if !out.status.success() && !tolerate_exists {
-        return Err(Error::Failed(format!(
-            "iptables {} in {member}'s network namespace failed: {}",
-            rule.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    netns::iptables(pid, &["-F".into(), CHAIN.into()], name, true).await?;
     Ok(())
 }

@@ -3,3 +3,4 @@
 
 pub mod fault;
 pub mod observe;
+pub mod victims;

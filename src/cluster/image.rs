@@ -9,48 +9,14 @@ use bollard::Docker;
 use bollard::query_parameters::{BuildImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
-use crate::docker::{self, OneShot};
+use crate::docker::{self, OneShot, OneShotOutput};
 use crate::error::{Error, Result};
 
 pub const REPO: &str = "etcd-drill/etcd";
 const VERSION_LABEL: &str = "etcd-drill.etcd-version";
 /// Inside every image: the harness starts members and tools by these paths.
 pub const BIN_DIR: &str = "/usr/local/bin";
-/// The line drills use unless told otherwise: 3.5.5+ (3.5.0–3.5.4 have data-inconsistency bugs).
-pub const DEFAULT_VERSION: &str = "3.5";
-
-/// An etcd release line the harness knows how to build and drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Line {
-    V3_4,
-    V3_5,
-}
-
-impl Line {
-    pub fn parse(version: &str) -> Result<Line> {
-        let mm: Vec<&str> = version.trim_start_matches('v').splitn(3, '.').collect();
-        match (mm.first(), mm.get(1)) {
-            (Some(&"3"), Some(&"4")) => Ok(Line::V3_4),
-            (Some(&"3"), Some(&"5")) => Ok(Line::V3_5),
-            _ => Err(Error::InvalidInput(format!(
-                "unsupported etcd version {version:?}: etcd-drill supports the 3.4 and 3.5 lines (e.g. `--version 3.5` or `--version 3.4.23`)"
-            ))),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Line::V3_4 => "3.4",
-            Line::V3_5 => "3.5",
-        }
-    }
-    /// The Debian suite whose `etcd-server`/`etcd-client` packages carry this line.
-    pub fn debian_suite(self) -> &'static str {
-        match self {
-            Line::V3_4 => "bookworm",
-            Line::V3_5 => "trixie",
-        }
-    }
-}
+pub use crate::model::etcd::{DEFAULT_VERSION, Line};
 
 /// A built, locally present etcd image.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -342,22 +308,18 @@ async fn tag_line_alias(docker: &Docker, image: &EtcdImage) -> Result<()> {
         )))
 }
 
+/// Runs `etcd --version` in `image`: the one way to learn whether, and which, etcd it runs.
+async fn run_etcd_version(docker: &Docker, image: &str) -> Result<OneShotOutput> {
+    let labels = docker::labels("image-check", &docker::new_run_id(), &[]);
+    let etcd = format!("{BIN_DIR}/etcd");
+    OneShot::new(image, &etcd, vec!["--version".into()], labels)
+        .run(docker)
+        .await
+}
+
 /// A scratch image with a missing library only fails when run, so run it once now.
 async fn verify_runs(docker: &Docker, image: &EtcdImage) -> Result<()> {
-    let run_id = docker::new_run_id();
-    let out = OneShot {
-        image: &image.tag,
-        entrypoint: &format!("{BIN_DIR}/etcd"),
-        args: vec!["--version".into()],
-        labels: docker::labels("image-check", &run_id, &[]),
-        mounts: vec![],
-        network: None,
-        extra_hosts: vec![],
-        upload: None,
-        env: vec![],
-    }
-    .run(docker)
-    .await?;
+    let out = run_etcd_version(docker, &image.tag).await?;
     match parse_version_output(&out.output) {
         Some(v) if out.exit_code == 0 && v == image.version => Ok(()),
         _ => Err(Error::ImageBuild(format!(
@@ -378,19 +340,7 @@ async fn adopt_existing(docker: &Docker, reference: &str) -> Result<EtcdImage> {
         }
         return Err(Error::docker(format!("inspecting {reference}"))(e));
     }
-    let out = OneShot {
-        image: reference,
-        entrypoint: &format!("{BIN_DIR}/etcd"),
-        args: vec!["--version".into()],
-        labels: docker::labels("image-check", &docker::new_run_id(), &[]),
-        mounts: vec![],
-        network: None,
-        extra_hosts: vec![],
-        upload: None,
-        env: vec![],
-    }
-    .run(docker)
-    .await?;
+    let out = run_etcd_version(docker, reference).await?;
     let version = parse_version_output(&out.output).ok_or_else(|| {
         Error::InvalidInput(format!(
             "{reference} does not run {BIN_DIR}/etcd --version: {}",

@@ -1,6 +1,25 @@
-//! The data model: scenarios as parsed, reports as written, and the comparison of two
-//! reports. Pure data and pure functions; nothing here imports the rest of the crate, so
-//! renderers and decisions can be tested without Docker.
+//! The data model: scenarios as parsed, reports as written, observations, the fault-tolerance
+//! table, and the comparison of two reports. Pure data and pure functions; nothing here
+//! imports the rest of the crate, so renderers and decisions are tested without Docker.
 
+pub mod backup;
+pub mod compare;
+pub mod etcd;
+pub mod fault;
+pub mod observation;
 pub mod report;
 pub mod scenario;
+pub mod table;
+mod validate;
+
+/// Input the model refuses. `crate::Error` takes these over unchanged (`From`), so a
+/// message reads the same whichever layer found the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error(
+        "invalid cluster size {size}: a cluster has 1 to 9 members (etcd's fault-tolerance table covers 1..=9)"
+    )]
+    Size { size: usize },
+}

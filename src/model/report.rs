@@ -1,50 +1,186 @@
-//! The drill report's data model (`report.json`) and the restore drill's text summary; the
-//! report files are rendered in `render`.
+//! The drill report (`report.json`): everything one scenario run produced, and the typed
+//! words it is made of — verdicts, RTO phases, gates, checks.
 
-use crate::procedures::recover::RestoreDrillReport;
+use serde::{Deserialize, Serialize};
 
-/// The restore drill's human summary: verdict, RPO, RTO by phase, and each check.
-pub fn restore_drill_text(r: &RestoreDrillReport) -> String {
-    let mut s = format!(
-        "restore drill: {} — {} members, etcd {} (restored with {}), {} keys loaded, seed {}\n",
-        r.verdict.to_uppercase(),
-        r.size,
-        r.etcd_version,
-        r.restored_with,
-        r.keys_loaded,
-        r.seed
-    );
-    s.push_str(&format!(
-        "snapshot {} ({} bytes, revision {}, sha256 {}…) saved from {}\n",
-        r.snapshot.file_name(),
-        r.snapshot.size,
-        r.snapshot_status.revision,
-        &r.snapshot.sha256[..12.min(r.snapshot.sha256.len())],
-        r.snapshot_saved_from
-    ));
-    s.push_str(&format!(
-        "RPO: {} acknowledged writes lost ({} revisions)\n",
-        r.rpo_writes, r.rpo_revisions
-    ));
-    s.push_str(&format!("RTO: {:.2}s\n", r.rto_s));
-    for p in &r.phases {
-        s.push_str(&format!("  {:<18} {:>7.2}s\n", p.name, p.seconds));
+use super::fault::{FaultKind, Role};
+use super::scenario::StepKind;
+
+/// How a run ended. Only `Pass` exits 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Interrupted => "interrupted",
+        }
     }
-    for p in &r.restore_per_member {
-        s.push_str(&format!("    restore {:<9} {:>7.2}s\n", p.name, p.seconds));
+
+    /// Pass only with evidence: no error, at least one check, and every check passed.
+    pub fn from_evidence(errored: bool, passed: impl IntoIterator<Item = bool>) -> Verdict {
+        let mut any = false;
+        let mut all = true;
+        for p in passed {
+            any = true;
+            all &= p;
+        }
+        if !errored && any && all {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
     }
-    for c in &r.checks {
-        s.push_str(&format!(
-            "[{}] {}: {}\n",
-            if c.passed { "ok" } else { "FAIL" },
-            c.name,
-            c.detail
-        ));
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
-    if let Some(e) = &r.error {
-        s.push_str(&format!("[FAIL] recovery stopped: {e}\n"));
+}
+
+/// The phases of an RTO, in order: from the disaster declared to the restored cluster verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RtoPhase {
+    StopSurvivors,
+    SnapshotChecked,
+    Restore,
+    Started,
+    LeaderElected,
+    FirstWrite,
+    Verified,
+}
+
+impl RtoPhase {
+    pub const ALL: [RtoPhase; 7] = [
+        RtoPhase::StopSurvivors,
+        RtoPhase::SnapshotChecked,
+        RtoPhase::Restore,
+        RtoPhase::Started,
+        RtoPhase::LeaderElected,
+        RtoPhase::FirstWrite,
+        RtoPhase::Verified,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtoPhase::StopSurvivors => "stop-survivors",
+            RtoPhase::SnapshotChecked => "snapshot-checked",
+            RtoPhase::Restore => "restore",
+            RtoPhase::Started => "started",
+            RtoPhase::LeaderElected => "leader-elected",
+            RtoPhase::FirstWrite => "first-write",
+            RtoPhase::Verified => "verified",
+        }
     }
-    s
+
+    pub fn parse(s: &str) -> Option<RtoPhase> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RtoPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A limit a scenario sets; written in reports as `max_rto_s`, `max_phase_s.<phase>`, …
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Gate {
+    /// Total RTO, disaster declared → verified.
+    MaxRtoS,
+    MaxPhaseS(RtoPhase),
+    /// Acknowledged writes the restore lost.
+    MaxRpoWrites,
+    /// Longest stretch without an acknowledged write while faults were injected.
+    MaxWriteGapS,
+}
+
+const PHASE_GATE_PREFIX: &str = "max_phase_s.";
+
+impl Gate {
+    pub fn name(self) -> String {
+        match self {
+            Gate::MaxRtoS => "max_rto_s".into(),
+            Gate::MaxPhaseS(p) => format!("{PHASE_GATE_PREFIX}{p}"),
+            Gate::MaxRpoWrites => "max_rpo_writes".into(),
+            Gate::MaxWriteGapS => "max_write_gap_s".into(),
+        }
+    }
+
+    /// Whether the gate's figures are seconds (the others count writes).
+    pub fn is_seconds(self) -> bool {
+        !matches!(self, Gate::MaxRpoWrites)
+    }
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl From<Gate> for String {
+    fn from(g: Gate) -> String {
+        g.name()
+    }
+}
+
+impl TryFrom<String> for Gate {
+    type Error = String;
+    fn try_from(s: String) -> Result<Gate, String> {
+        match s.as_str() {
+            "max_rto_s" => Ok(Gate::MaxRtoS),
+            "max_rpo_writes" => Ok(Gate::MaxRpoWrites),
+            "max_write_gap_s" => Ok(Gate::MaxWriteGapS),
+            _ => s
+                .strip_prefix(PHASE_GATE_PREFIX)
+                .and_then(RtoPhase::parse)
+                .map(Gate::MaxPhaseS)
+                .ok_or_else(|| format!("unknown gate {s:?}")),
+        }
+    }
+}
+
+/// One check of a verification or an expectation: something that must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    /// How long a verification check took (they run concurrently, so these overlap);
+    /// absent for expectations, which are judged from an observation already made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+impl Check {
+    pub fn new(name: &str, passed: bool, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.to_string(),
+            passed,
+            detail: detail.into(),
+            seconds: None,
+        }
+    }
+}
+
+/// How long one RTO phase took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub name: RtoPhase,
+    pub seconds: f64,
 }
 
 /// Version of the `report.json` schema; bump on incompatible changes.
@@ -78,8 +214,7 @@ pub struct DrillReport {
     /// The fault-tolerance table, for table scenarios: (size, majority, tolerance, cells
     /// as (failed, predicted_writable, observed_writable)).
     pub table: Option<Vec<TableRow>>,
-    /// "pass" or "fail".
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
 }
@@ -87,8 +222,7 @@ pub struct DrillReport {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepRecord {
     pub index: usize,
-    /// load, snapshot, fault, expect, heal, wait, restore, replace-member, verify, quorum-table
-    pub kind: String,
+    pub kind: StepKind,
     /// Human description, e.g. "fault permanent count:2".
     pub title: String,
     /// Offset from the run's start.
@@ -102,8 +236,8 @@ pub struct StepRecord {
 pub struct FaultEventRecord {
     pub at_s: f64,
     pub member: String,
-    pub fault: String,
-    pub role: String,
+    pub fault: FaultKind,
+    pub role: Role,
 }
 
 /// One availability observation (an `expect` step or a restore's own probes).
@@ -135,12 +269,6 @@ pub struct Rto {
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PhaseRecord {
-    pub name: String,
-    pub seconds: f64,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rpo {
     /// Every acknowledged write the restore lost: the gate's figure.
     pub writes: usize,
@@ -153,23 +281,31 @@ pub struct Rpo {
     pub harness_writes: usize,
 }
 
-/// An expectation or verification check: something the scenario says must hold.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// A check, and the step that made it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CheckRecord {
     pub step: usize,
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-    /// How long a verification check took (they run concurrently, so these overlap);
-    /// absent for expectations, which are judged from an observation already made.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<f64>,
+    #[serde(flatten)]
+    pub check: Check,
+}
+
+/// A check record reads as its check (`record.passed`, `record.name`).
+impl std::ops::Deref for CheckRecord {
+    type Target = Check;
+    fn deref(&self) -> &Check {
+        &self.check
+    }
+}
+
+impl std::ops::DerefMut for CheckRecord {
+    fn deref_mut(&mut self) -> &mut Check {
+        &mut self.check
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GateResult {
-    /// e.g. "max_rto_s", "max_phase_s.restore", "max_rpo_writes", "max_write_gap_s"
-    pub name: String,
+    pub name: Gate,
     pub limit: f64,
     /// None when the drill never got far enough to measure it (the gate then fails).
     pub actual: Option<f64>,
@@ -186,6 +322,6 @@ pub struct TableRow {
 
 impl DrillReport {
     pub fn passed(&self) -> bool {
-        self.verdict == "pass"
+        self.verdict == Verdict::Pass
     }
 }

@@ -11,8 +11,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::chaos::fault::{FaultKind, Target};
-use crate::error::{Error, Result};
+use super::Invalid;
+use super::etcd::DEFAULT_VERSION;
+use super::fault::FaultKind;
+use super::validate;
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +59,7 @@ pub struct ClusterSection {
 }
 
 fn default_version() -> Spanned<String> {
-    Spanned::new(0..0, crate::cluster::image::DEFAULT_VERSION.to_string())
+    Spanned::new(0..0, DEFAULT_VERSION.to_string())
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -102,16 +104,6 @@ pub struct Gates {
 /// The shortest `expect` window: etcd's default election timeout. A shorter window cannot see
 /// a cluster elect a leader, so it would report unavailability it never observed.
 pub const MIN_WINDOW_MS: u64 = 1000;
-
-pub const PHASES: [&str; 7] = [
-    "stop-survivors",
-    "snapshot-checked",
-    "restore",
-    "started",
-    "leader-elected",
-    "first-write",
-    "verified",
-];
 
 /// One step. `kind` selects it; unknown fields are errors.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -160,18 +152,18 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> StepKind {
         match self {
-            Step::Load { .. } => "load",
-            Step::Snapshot { .. } => "snapshot",
-            Step::Fault { .. } => "fault",
-            Step::Expect { .. } => "expect",
-            Step::Heal {} => "heal",
-            Step::Wait { .. } => "wait",
-            Step::Restore { .. } => "restore",
-            Step::ReplaceMember { .. } => "replace-member",
-            Step::Verify {} => "verify",
-            Step::QuorumTable { .. } => "quorum-table",
+            Step::Load { .. } => StepKind::Load,
+            Step::Snapshot { .. } => StepKind::Snapshot,
+            Step::Fault { .. } => StepKind::Fault,
+            Step::Expect { .. } => StepKind::Expect,
+            Step::Heal {} => StepKind::Heal,
+            Step::Wait { .. } => StepKind::Wait,
+            Step::Restore { .. } => StepKind::Restore,
+            Step::ReplaceMember { .. } => StepKind::ReplaceMember,
+            Step::Verify {} => StepKind::Verify,
+            Step::QuorumTable { .. } => StepKind::QuorumTable,
         }
     }
 
@@ -187,10 +179,7 @@ impl Step {
                 .to_string(),
             Step::Fault { fault, target } => format!(
                 "fault {} {}",
-                serde_json::to_value(fault)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                fault.as_str(),
                 target.as_deref().unwrap_or("random")
             ),
             Step::Expect { writable, .. } => match writable {
@@ -213,6 +202,45 @@ impl Step {
     }
 }
 
+/// What kind of step a step is: the `kind` field of `[[steps]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    Load,
+    Snapshot,
+    Fault,
+    Expect,
+    Heal,
+    Wait,
+    Restore,
+    ReplaceMember,
+    Verify,
+    QuorumTable,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Load => "load",
+            StepKind::Snapshot => "snapshot",
+            StepKind::Fault => "fault",
+            StepKind::Expect => "expect",
+            StepKind::Heal => "heal",
+            StepKind::Wait => "wait",
+            StepKind::Restore => "restore",
+            StepKind::ReplaceMember => "replace-member",
+            StepKind::Verify => "verify",
+            StepKind::QuorumTable => "quorum-table",
+        }
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A parsed and checked scenario with its origin, ready to run.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -220,46 +248,25 @@ pub struct Loaded {
     pub scenario: Scenario,
 }
 
-/// `file:line:column` for a byte offset.
-fn location(path: &str, src: &str, offset: usize) -> String {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map(|i| before.len() - i)
-        .unwrap_or(before.len() + 1);
-    format!("{path}:{line}:{col}")
-}
-
-fn invalid(
-    path: &str,
-    src: &str,
-    span: std::ops::Range<usize>,
-    field: &str,
-    problem: &str,
-    allowed: &str,
-) -> Error {
-    Error::InvalidInput(format!(
-        "{}: {field}: {problem}; allowed: {allowed}",
-        location(path, src, span.start)
-    ))
-}
-
 /// Parses and checks a scenario from text. `path` is only used in messages.
-pub fn parse(path: &str, src: &str) -> Result<Scenario> {
+pub fn parse(path: &str, src: &str) -> Result<Scenario, Invalid> {
     let s: Scenario = toml::from_str(src).map_err(|e| {
         let at = e
             .span()
-            .map(|sp| location(path, src, sp.start))
+            .map(|sp| validate::location(path, src, sp.start))
             .unwrap_or_else(|| path.to_string());
-        Error::InvalidInput(format!("{at}: {}", e.message().trim()))
+        Invalid::Input(format!("{at}: {}", e.message().trim()))
     })?;
-    check(path, src, &s)?;
+    validate::check(path, src, &s)?;
     Ok(s)
 }
 
-pub fn load(path: &Path) -> Result<Loaded> {
-    let src = std::fs::read_to_string(path).map_err(Error::io("reading the scenario", path))?;
+/// Reads, parses and checks a scenario file.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let p = path.display().to_string();
     Ok(Loaded {
         scenario: parse(&p, &src)?,
@@ -267,361 +274,20 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-fn check(path: &str, src: &str, s: &Scenario) -> Result<()> {
-    let bad = |span: std::ops::Range<usize>, field: &str, problem: String, allowed: &str| {
-        Err(invalid(path, src, span, field, &problem, allowed))
-    };
-    if s.name.is_empty()
-        || !s
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return bad(
-            0..0,
-            "name",
-            format!("{:?} is not a usable name", s.name),
-            "letters, digits, '-' and '_'",
-        );
-    }
-    let size = *s.cluster.size.get_ref();
-    if !(crate::cluster::MIN_SIZE..=crate::cluster::MAX_SIZE).contains(&size) {
-        return bad(
-            s.cluster.size.span(),
-            "cluster.size",
-            format!("{size} is out of range"),
-            "1 to 9",
-        );
-    }
-    if let Err(e) = crate::cluster::image::Line::parse(s.cluster.version.get_ref()) {
-        return bad(
-            s.cluster.version.span(),
-            "cluster.version",
-            e.to_string(),
-            "\"3.5\", \"3.4\" or a full version",
-        );
-    }
-    let repeat = *s.repeat.get_ref();
-    if !(1..=100).contains(&repeat) {
-        return bad(
-            s.repeat.span(),
-            "repeat",
-            format!("{repeat} is out of range"),
-            "1 to 100",
-        );
-    }
-    if *s.dataset.keys.get_ref() == 0 {
-        return bad(
-            s.dataset.keys.span(),
-            "dataset.keys",
-            "0 keys".into(),
-            "1 or more",
-        );
-    }
-    let vs = *s.dataset.value_size.get_ref();
-    if vs == 0 || vs > 1 << 20 {
-        return bad(
-            s.dataset.value_size.span(),
-            "dataset.value_size",
-            format!("{vs} bytes"),
-            "1 to 1048576",
-        );
-    }
-    let nonneg = |v: &Spanned<f64>, field: &str| -> Result<()> {
-        let x = *v.get_ref();
-        if x.is_finite() && x >= 0.0 {
-            Ok(())
-        } else {
-            Err(invalid(
-                path,
-                src,
-                v.span(),
-                field,
-                &format!("{x} is not a duration"),
-                "a number of seconds >= 0",
-            ))
-        }
-    };
-    if let Some(g) = &s.gates.max_rto_s {
-        nonneg(g, "gates.max_rto_s")?;
-    }
-    if let Some(g) = &s.gates.max_write_gap_s {
-        nonneg(g, "gates.max_write_gap_s")?;
-    }
-    for (phase, g) in &s.gates.max_phase_s {
-        if !PHASES.contains(&phase.as_str()) {
-            return bad(
-                g.span(),
-                &format!("gates.max_phase_s.{phase}"),
-                "unknown phase".into(),
-                &PHASES.join(", "),
-            );
-        }
-        nonneg(g, &format!("gates.max_phase_s.{phase}"))?;
-    }
-    if s.steps.is_empty() {
-        return bad(
-            0..0,
-            "steps",
-            "no steps".into(),
-            "at least one [[steps]] table",
-        );
-    }
-    // Walk the steps as the runner will, tracking what exists, so a restore before any
-    // snapshot or a target beyond the cluster is refused now rather than mid-drill.
-    let mut members = size;
-    let mut max_index = size;
-    let mut snapshots: Vec<Option<String>> = vec![];
-    for (i, step) in s.steps.iter().enumerate() {
-        let sp = step.span();
-        let field = format!("steps[{i}] ({})", step.get_ref().kind());
-        match step.get_ref() {
-            Step::Load { keys: Some(0) } => return bad(sp, &field, "keys = 0".into(), "1 or more"),
-            Step::Wait { seconds } if !seconds.is_finite() || *seconds < 0.0 => {
-                return bad(
-                    sp,
-                    &format!("{field}.seconds"),
-                    format!("{seconds} is not a duration"),
-                    "a number of seconds >= 0",
-                );
-            }
-            Step::Expect {
-                writable: None,
-                leader: None,
-                serializable_readers: None,
-                members_answering: None,
-                ..
-            } => {
-                return bad(
-                    sp,
-                    &field,
-                    "expects nothing, so it can observe nothing and prove nothing".into(),
-                    "at least one of writable, leader, serializable_readers, members_answering",
-                );
-            }
-            Step::Expect {
-                window_ms: Some(w), ..
-            } if *w < MIN_WINDOW_MS => {
-                return bad(
-                    sp,
-                    &format!("{field}.window_ms"),
-                    format!(
-                        "{w} ms is shorter than etcd's election timeout (1000 ms): a cluster that lost its leader cannot elect one inside it, so the window would report unavailability it never observed"
-                    ),
-                    &format!("{MIN_WINDOW_MS} or more"),
-                );
-            }
-            Step::Expect {
-                serializable_readers: Some(n),
-                ..
-            }
-            | Step::Expect {
-                members_answering: Some(n),
-                ..
-            } if *n > members => {
-                return bad(
-                    sp,
-                    &field,
-                    format!("expects {n} members but the cluster has {members}"),
-                    &format!("0 to {members}"),
-                );
-            }
-            Step::Snapshot { name, from } => {
-                if let Some(t) = from {
-                    check_target(
-                        path,
-                        src,
-                        sp.clone(),
-                        &format!("{field}.from"),
-                        t,
-                        members,
-                        max_index,
-                    )?;
-                }
-                snapshots.push(name.clone());
-            }
-            Step::Fault {
-                target: Some(t), ..
-            } => {
-                check_target(
-                    path,
-                    src,
-                    sp.clone(),
-                    &format!("{field}.target"),
-                    t,
-                    members,
-                    max_index,
-                )?;
-            }
-            Step::Restore {
-                snapshot,
-                members: names,
-                bump_revision,
-            } => {
-                if snapshots.is_empty() {
-                    return bad(
-                        sp,
-                        &field,
-                        "restore before any snapshot step".into(),
-                        "a snapshot step earlier in the scenario",
-                    );
-                }
-                if let Some(n) = snapshot
-                    && !snapshots.iter().any(|s| s.as_deref() == Some(n.as_str()))
-                {
-                    return bad(
-                        sp,
-                        &format!("{field}.snapshot"),
-                        format!("no earlier snapshot is named {n:?}"),
-                        "the name of an earlier snapshot step",
-                    );
-                }
-                if bump_revision.is_some()
-                    && crate::cluster::image::Line::parse(s.cluster.version.get_ref()).ok()
-                        == Some(crate::cluster::image::Line::V3_4)
-                {
-                    return bad(
-                        sp,
-                        &format!("{field}.bump_revision"),
-                        "etcd 3.4 cannot bump revisions on restore".into(),
-                        "cluster.version 3.5",
-                    );
-                }
-                if let Some(names) = names {
-                    if names.is_empty() || names.len() > crate::cluster::MAX_SIZE {
-                        return bad(
-                            sp,
-                            &format!("{field}.members"),
-                            format!("{} members", names.len()),
-                            "1 to 9 member names",
-                        );
-                    }
-                    for n in names {
-                        let idx = n
-                            .strip_prefix("etcd-")
-                            .and_then(|i| i.parse::<usize>().ok())
-                            .filter(|i| *i >= 1);
-                        match idx {
-                            Some(i) => max_index = max_index.max(i),
-                            None => {
-                                return bad(
-                                    sp,
-                                    &format!("{field}.members"),
-                                    format!("{n:?} is not a member name"),
-                                    "etcd-<i> with i >= 1",
-                                );
-                            }
-                        }
-                    }
-                    members = names.len();
-                }
-            }
-            Step::ReplaceMember { member } => {
-                if member
-                    .strip_prefix("etcd-")
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .filter(|i| (1..=max_index).contains(i))
-                    .is_none()
-                {
-                    return bad(
-                        sp,
-                        &format!("{field}.member"),
-                        format!("{member:?} is not a member"),
-                        &format!("etcd-1 to etcd-{max_index}"),
-                    );
-                }
-                max_index += 1;
-            }
-            Step::QuorumTable { sizes: Some(sz) } => {
-                if let Err(e) = crate::chaos::observe::parse_sizes(sz) {
-                    return bad(
-                        sp,
-                        &format!("{field}.sizes"),
-                        e.to_string(),
-                        "a range like 1-9 or a list like 1,3,5",
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    check_restores_are_verified(path, src, s)
+/// Why a scenario file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading the scenario ({}): {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
 }
 
-/// A restore that no verify step follows proves nothing about the backup: refused at the
-/// restore's location.
-fn check_restores_are_verified(path: &str, src: &str, s: &Scenario) -> Result<()> {
-    let kinds: Vec<&Step> = s.steps.iter().map(|st| st.get_ref()).collect();
-    match unverified_restore(&kinds) {
-        Some(i) => Err(invalid(
-            path,
-            src,
-            s.steps[i].span(),
-            &format!("steps[{i}] (restore)"),
-            "no verify step follows this restore, so the drill would pass without checking what it restored",
-            "a `kind = \"verify\"` step after every restore",
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The first restore step with no verify step after it (before the next restore).
-pub fn unverified_restore(steps: &[&Step]) -> Option<usize> {
-    let mut pending = None;
-    for (i, st) in steps.iter().enumerate() {
-        match st {
-            Step::Restore { .. } => {
-                if pending.is_some() {
-                    return pending;
-                }
-                pending = Some(i);
-            }
-            Step::Verify {} => pending = None,
-            _ => {}
-        }
-    }
-    pending
-}
-
-fn check_target(
-    path: &str,
-    src: &str,
-    sp: std::ops::Range<usize>,
-    field: &str,
-    t: &str,
-    members: usize,
-    max_index: usize,
-) -> Result<()> {
-    let target: Target = t.parse().map_err(|e: Error| {
-        invalid(
-            path,
-            src,
-            sp.clone(),
-            field,
-            &e.to_string(),
-            "leader, follower, random, member:<i>, count:<k>",
-        )
-    })?;
-    match target {
-        Target::Count(k) if k == 0 || k > members => Err(invalid(
-            path,
-            src,
-            sp,
-            field,
-            &format!("count:{k} but the cluster has {members} members"),
-            &format!("count:1 to count:{members}"),
-        )),
-        Target::Member(i) if i == 0 || i > max_index => Err(invalid(
-            path,
-            src,
-            sp,
-            field,
-            &format!("member:{i} does not exist"),
-            &format!("member:1 to member:{max_index}"),
-        )),
-        _ => Ok(()),
-    }
-}
+pub use validate::unverified_restore;
 
 /// The JSON Schema of the scenario format.
 pub fn json_schema() -> serde_json::Value {

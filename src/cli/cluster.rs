@@ -1,0 +1,208 @@
+//! `cluster up|ls|down` and `fault`: clusters left running for people to poke at.
+
+use clap::Args;
+
+use super::Outcome;
+use crate::chaos::fault::Injector;
+use crate::cluster::{self, Cluster, ClusterSpec, image};
+use crate::docker::{self, Selector};
+use crate::error::{Error, Result};
+use crate::model::fault::{FaultKind, Target};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Number of members, 1 to 9.
+    #[arg(long)]
+    pub size: usize,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value = image::DEFAULT_VERSION)]
+    pub version: String,
+    /// Client and peer TLS with client-certificate auth, like the seed's etcdctl procedure.
+    #[arg(long)]
+    pub tls: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    #[arg(long)]
+    pub cluster: String,
+    /// permanent, kill, stop, restart, pause, unpause, partition, heal, wipe-data
+    pub fault: String,
+    /// leader, follower, random, member:<i>, count:<k>
+    #[arg(long, default_value = "random")]
+    pub target: String,
+    /// Seed for random targets; printed, so a choice can be replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `cluster up --json` shape of a cluster.
+#[derive(serde::Serialize)]
+pub struct ClusterJson<'a> {
+    name: &'a str,
+    size: usize,
+    version: &'a str,
+    members: Vec<MemberJson<'a>>,
+    tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cacert: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<std::path::PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct MemberJson<'a> {
+    name: &'a str,
+    container: &'a str,
+    client_url: &'a str,
+    /// etcd's member ID in hex, as `etcdctl member list` prints it.
+    id: String,
+}
+
+pub fn cluster_json(c: &Cluster) -> ClusterJson<'_> {
+    let members = c
+        .members
+        .iter()
+        .map(|m| MemberJson {
+            name: &m.name,
+            container: &m.container,
+            client_url: &m.client_url,
+            id: format!("{:x}", m.id),
+        })
+        .collect();
+    let pki = c.pki.as_ref();
+    ClusterJson {
+        name: c.name(),
+        size: c.members.len(),
+        version: &c.image.version,
+        members,
+        tls: c.spec.tls,
+        cacert: pki.map(|p| p.ca_path()),
+        cert: pki.map(|p| p.client_cert_path()),
+        key: pki.map(|p| p.client_key_path()),
+    }
+}
+
+pub(super) async fn up(args: UpArgs, run_id: String) -> Result<Outcome> {
+    let mut spec = ClusterSpec::new(args.size);
+    spec.run_id = run_id;
+    spec.version = args.version;
+    spec.tls = args.tls;
+    if let Some(n) = args.name {
+        spec.name = n;
+    }
+    spec.validate()?;
+    let docker = docker::connect().await?;
+    let c = Cluster::start(&docker, spec).await?.keep();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&cluster_json(&c)).expect("json")
+        );
+    } else {
+        println!(
+            "cluster {}: {} members, etcd {}, {}, healthy in {:.2}s",
+            c.name(),
+            c.members.len(),
+            c.image.version,
+            c.scheme(),
+            c.start_elapsed.as_secs_f64()
+        );
+        for m in &c.members {
+            println!("  {:<7} {:<28} {}", m.name, m.container, m.client_url);
+        }
+        let endpoints: Vec<&str> = c.members.iter().map(|m| m.client_url.as_str()).collect();
+        match &c.pki {
+            Some(p) => println!(
+                "try: etcdctl --endpoints {} --cacert {} --cert {} --key {} endpoint health",
+                endpoints.join(","),
+                p.ca_path().display(),
+                p.client_cert_path().display(),
+                p.client_key_path().display()
+            ),
+            None => println!(
+                "try: etcdctl --endpoints {} endpoint health",
+                endpoints.join(",")
+            ),
+        }
+        println!("tear down: etcd-drill cluster down {}", c.name());
+    }
+    Ok(Outcome::Ok)
+}
+
+pub(super) async fn ls(json: bool) -> Result<Outcome> {
+    let docker = docker::connect().await?;
+    let rows = cluster::list(&docker).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    } else if rows.is_empty() {
+        println!("no clusters");
+    } else {
+        println!(
+            "{:<24} {:>4} {:>8} {:<5} IMAGE",
+            "NAME", "SIZE", "RUNNING", "TLS"
+        );
+        for r in rows {
+            println!(
+                "{:<24} {:>4} {:>8} {:<5} {}",
+                r.name, r.size, r.running, r.tls, r.image
+            );
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+pub(super) async fn down(name: &str) -> Result<Outcome> {
+    cluster::validate_name(name)?;
+    let docker = docker::connect().await?;
+    if docker::list_objects(&docker, &Selector::cluster(name))
+        .await?
+        .is_empty()
+    {
+        return Err(Error::InvalidInput(format!(
+            "no cluster named {name}; `etcd-drill cluster ls` lists the running ones"
+        )));
+    }
+    cluster::destroy_by_name(&docker, name).await?;
+    println!("cluster {name} removed");
+    Ok(Outcome::Ok)
+}
+
+/// The `fault --json` shape: the seed (to replay the choice) and what was injected.
+#[derive(serde::Serialize)]
+struct FaultJson<'a> {
+    seed: u64,
+    events: &'a [crate::model::fault::FaultEvent],
+}
+
+pub(super) async fn fault(args: FaultArgs) -> Result<Outcome> {
+    let kind: FaultKind = args.fault.parse()?;
+    let target: Target = args.target.parse()?;
+    let seed = args.seed.unwrap_or_else(Injector::random_seed);
+    let docker = docker::connect().await?;
+    let mut c = Cluster::attach(&docker, &args.cluster).await?;
+    let mut inj = Injector::new(seed);
+    inj.inject(&mut c, kind, &target).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&FaultJson {
+                seed,
+                events: &inj.events
+            })
+            .expect("json")
+        );
+    } else {
+        for e in &inj.events {
+            println!("{:?} {} (was {:?}); seed {seed}", e.fault, e.member, e.role);
+        }
+    }
+    Ok(Outcome::Ok)
+}

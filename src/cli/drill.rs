@@ -1,0 +1,149 @@
+//! `drill`, `validate` and `schema`: scenario files.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::Outcome;
+use crate::docker;
+use crate::error::{Error, Result};
+use crate::model::report::{DrillReport, Verdict};
+use crate::model::scenario;
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Overrides every scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// Overrides every scenario's repeat count.
+    #[arg(long)]
+    pub repeat: Option<u32>,
+}
+
+pub(super) async fn drill(
+    args: DrillArgs,
+    run_id: String,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<Outcome> {
+    use std::io::IsTerminal;
+    // Every file is checked before anything starts.
+    let loaded: Vec<_> = args
+        .files
+        .iter()
+        .map(|f| scenario::load(f).map_err(Error::from))
+        .collect::<Result<_>>()?;
+    if let Some(n) = args.repeat
+        && !(1..=100).contains(&n)
+    {
+        return Err(Error::InvalidInput(format!(
+            "--repeat {n}: a scenario runs 1 to 100 times"
+        )));
+    }
+    check_report_dir(&args.report_dir)?;
+    let docker = docker::connect().await?;
+    // A missing image is the environment's fault, not a failed drill: refuse up front
+    // (exit 2, naming the command that builds it) rather than report a run that never began.
+    for l in &loaded {
+        crate::cluster::image::resolve(&docker, l.scenario.cluster.version.get_ref()).await?;
+    }
+    let opts = crate::drill::DrillOptions {
+        seed: args.seed,
+        repeat: args.repeat,
+        run_id,
+        interactive: std::io::stderr().is_terminal(),
+        cancel: cancel.clone(),
+    };
+    let mut all_passed = true;
+    let mut interrupted = false;
+    for l in &loaded {
+        // Each run's reports are written as soon as it ends.
+        let mut write = |r: &DrillReport, repeat: u32| -> Result<()> {
+            let dir = crate::drill::write_reports(&args.report_dir, r, repeat)?;
+            all_passed &= r.passed();
+            interrupted |= r.verdict == Verdict::Interrupted;
+            print_run(r, &dir);
+            Ok(())
+        };
+        crate::drill::run(&docker, l, &opts, &mut write).await?;
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    Ok(if interrupted || cancel.is_cancelled() {
+        Outcome::Interrupted
+    } else if all_passed {
+        Outcome::Ok
+    } else {
+        Outcome::VerdictFailed
+    })
+}
+
+/// `--report-dir` must exist or be creatable, and be writable, before anything starts.
+fn check_report_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::InvalidInput(format!(
+            "--report-dir {}: cannot create it ({e}); pass a directory you can write to",
+            dir.display()
+        ))
+    })?;
+    let probe = dir.join(format!(".etcd-drill-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        Error::InvalidInput(format!(
+            "--report-dir {}: not writable ({e}); pass a directory you can write to",
+            dir.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn print_run(r: &DrillReport, dir: &Path) {
+    println!(
+        "{}: {} (seed {}) — {}",
+        r.scenario,
+        r.verdict.as_str().to_uppercase(),
+        r.seed,
+        dir.display()
+    );
+    for c in r.checks.iter().filter(|c| !c.passed) {
+        println!("  FAILED check step {} {}: {}", c.step, c.name, c.detail);
+    }
+    for g in r.gates.iter().filter(|g| !g.passed) {
+        let actual = g
+            .actual
+            .map(|a| format!("{a:.2}"))
+            .unwrap_or_else(|| "not measured".into());
+        println!(
+            "  FAILED gate {}: limit {}, actual {actual}",
+            g.name, g.limit
+        );
+    }
+    if let Some(e) = &r.error {
+        println!("  stopped: {e}");
+    }
+}
+
+pub(super) fn validate(files: &[PathBuf]) -> Result<Outcome> {
+    for f in files {
+        let l = scenario::load(f)?;
+        println!(
+            "{}: ok ({} steps, {} members)",
+            f.display(),
+            l.scenario.steps.len(),
+            l.scenario.cluster.size.get_ref()
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+pub(super) fn schema() -> Result<Outcome> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&scenario::json_schema()).expect("json")
+    );
+    Ok(Outcome::Ok)
+}

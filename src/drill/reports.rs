@@ -1,0 +1,39 @@
+//! The report set of one run, written to its own directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::model::report::DrillReport;
+
+/// `reports/<UTC timestamp>-<scenario>[-rN]/` with every report file.
+pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf> {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let ts = time::OffsetDateTime::from_unix_timestamp((r.started_at_ms / 1000) as i64)
+        .ok()
+        .and_then(|t| t.format(fmt).ok())
+        .unwrap_or_else(|| r.started_at_ms.to_string());
+    let suffix = if repeat > 1 {
+        format!("-r{}", r.repetition)
+    } else {
+        String::new()
+    };
+    let out = dir.join(format!("{ts}-{}{suffix}", r.scenario));
+    std::fs::create_dir_all(&out).map_err(Error::io("creating the report directory", &out))?;
+    let write = |name: &str, body: String| -> Result<()> {
+        let p = out.join(name);
+        std::fs::write(&p, body).map_err(Error::io("writing a report", &p))
+    };
+    write(
+        "report.json",
+        serde_json::to_string_pretty(r).expect("report serializes") + "\n",
+    )?;
+    write("summary.md", crate::render::summary_md(r))?;
+    write(
+        "junit.xml",
+        crate::render::junit_xml(r)
+            .map_err(|e| Error::Failed(format!("rendering junit.xml: {e}")))?,
+    )?;
+    write("report.html", crate::render::report_html(r))?;
+    write("metrics.prom", crate::render::metrics_prom(r))?;
+    Ok(out)
+}

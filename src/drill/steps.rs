@@ -1,0 +1,372 @@
+//! One function per step kind. Each returns the step's detail line when it ran (the
+//! expectations inside may still have failed); an error stops the drill.
+
+use std::time::{Duration, Instant};
+
+use super::gates::{Expectation, judge_expectation};
+use super::monitor::WriteMonitor;
+use super::runner::{Restored, Runner, Snap, need};
+use crate::backup::dataset;
+use crate::backup::ledger::HARNESS_PREFIX;
+use crate::backup::record::record_backup;
+use crate::backup::snapshot::{self, RestoreOptions};
+use crate::backup::verify::{self, Expected};
+use crate::chaos::observe::{self, ObserveOptions};
+use crate::cluster::MemberState;
+use crate::error::{Error, Result};
+use crate::model::fault::{FaultKind, Target};
+use crate::model::report::{Check, ProbeRecord, Rpo, RtoPhase, SnapshotRecord, TableRow};
+use crate::model::scenario::Step;
+use crate::model::table::parse_sizes;
+use crate::procedures::quorum_table::{self, SweepOptions};
+use crate::procedures::recover::{self, RestorePlan, Stopwatch, cluster_id};
+
+impl Runner<'_> {
+    /// Runs step `i` (numbered from 1).
+    pub(super) async fn step(&mut self, i: usize, step: &Step) -> Result<String> {
+        match step {
+            Step::Load { keys } => self.load(keys.unwrap_or(self.dataset.keys)).await,
+            Step::Snapshot { name, from } => self.snapshot(name.clone(), from.as_deref()).await,
+            Step::Fault { fault, target } => {
+                let target: Target = target.as_deref().unwrap_or("random").parse()?;
+                let hit = self.fault(*fault, &target).await?;
+                Ok(format!("{} on {}", step.title(), hit.join(", ")))
+            }
+            Step::Expect {
+                writable,
+                leader,
+                serializable_readers,
+                members_answering,
+                window_ms,
+            } => {
+                let want = Expectation {
+                    writable: *writable,
+                    leader: *leader,
+                    serializable_readers: *serializable_readers,
+                    members_answering: *members_answering,
+                };
+                self.expect(i, &want, *window_ms).await
+            }
+            Step::Heal {} => self.heal().await,
+            Step::Wait { seconds } => {
+                tokio::time::sleep(Duration::from_secs_f64(*seconds)).await;
+                Ok(format!("waited {seconds}s"))
+            }
+            Step::Restore {
+                snapshot,
+                members,
+                bump_revision,
+            } => {
+                self.restore(snapshot.as_deref(), members.as_deref(), *bump_revision)
+                    .await
+            }
+            Step::ReplaceMember { member } => self.replace_member(i, member).await,
+            Step::Verify {} => self.verify(i).await,
+            Step::QuorumTable { sizes } => self.quorum_table(i, sizes.as_deref()).await,
+        }
+    }
+
+    async fn load(&mut self, n: usize) -> Result<String> {
+        let (from, to) = (self.next_index, self.next_index + n);
+        let ds = self.dataset;
+        let c = self.cluster().await?;
+        let leader = c
+            .leader()
+            .await
+            .ok_or_else(|| Error::Failed("no leader to load data through".into()))?;
+        let m = c.member(&leader).expect("leader is a member").clone();
+        let client = c.client(&m).await?;
+        let log = dataset::load(&client, &m.name, &ds, from..to, 16).await?;
+        let rev = log.max_revision();
+        self.ledger.record_dataset(log);
+        self.next_index = to;
+        Ok(format!(
+            "{n} keys written through {leader}, up to revision {rev}"
+        ))
+    }
+
+    async fn snapshot(&mut self, name: Option<String>, from: Option<&str>) -> Result<String> {
+        let target: Target = from.unwrap_or("follower").parse()?;
+        let c = &*need(&mut self.cluster, "snapshot")?;
+        let member = match self.injector.resolve(c, &target, FaultKind::Kill).await {
+            Ok(mut v) => v.remove(0),
+            Err(_) if from.is_none() => c
+                .leader()
+                .await
+                .ok_or_else(|| Error::Failed("no member to snapshot from".into()))?,
+            Err(e) => return Err(e),
+        };
+        let m = c.member(&member).expect("resolved").clone();
+        let file = snapshot::save(c, &m, &c.run_dir.join("snapshots")).await?;
+        // The sha256 recorded now is what the restore step checks the file against.
+        let backup = record_backup(c, file, false, self.ledger.era()).await?;
+        let cluster_id = cluster_id(c).await?;
+        let name = name.unwrap_or_else(|| format!("snapshot-{}", self.snaps.len() + 1));
+        let detail = format!(
+            "{} from {member}: revision {}, {} bytes",
+            backup.file.file_name(),
+            backup.status.revision,
+            backup.file.size
+        );
+        let record = SnapshotRecord {
+            name,
+            file: backup.file.file_name(),
+            revision: backup.status.revision,
+            size: backup.file.size,
+            sha256: backup.file.sha256.clone(),
+            member,
+            at_s: self.at(),
+        };
+        self.snaps.push(Snap {
+            record,
+            backup,
+            cluster_id,
+        });
+        Ok(detail)
+    }
+
+    /// Injects a fault; the background writer starts with the first one, to measure the
+    /// longest stretch without an acknowledged write while faults are in play.
+    async fn fault(&mut self, fault: FaultKind, target: &Target) -> Result<Vec<String>> {
+        self.cluster().await?;
+        if self.writer.is_none() {
+            self.writer = Some(WriteMonitor::start(self.started("fault")?));
+        }
+        let c = self.cluster.as_mut().expect("started");
+        let hit = self.injector.inject(c, fault, target).await?;
+        self.update_writer();
+        Ok(hit)
+    }
+
+    async fn expect(
+        &mut self,
+        i: usize,
+        want: &Expectation,
+        window_ms: Option<u64>,
+    ) -> Result<String> {
+        let mut o = ObserveOptions::default();
+        if let Some(w) = window_ms {
+            o.window = Duration::from_millis(w);
+        }
+        let key = format!("{HARNESS_PREFIX}expect/{i}");
+        let obs = observe::observe(self.started("observe")?, &key, o).await;
+        for w in &obs.writes {
+            match w.revision {
+                Some(r) => self.ledger.acknowledged(&key, &w.value, r),
+                None => self.ledger.attempt(&key, &w.value),
+            }
+        }
+        if let Some(e) = obs.error() {
+            return Err(Error::Failed(e));
+        }
+        let readers: Vec<String> = obs
+            .serializable_readers()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        self.found.probes.push(ProbeRecord {
+            at_s: self.at(),
+            step: i,
+            writable: obs.writable,
+            leader: obs.leader.clone(),
+            serializable_readers: readers.clone(),
+            first_write_ms: obs.first_write_ms,
+        });
+        for (name, passed, detail) in judge_expectation(want, &obs) {
+            self.check(i, Check::new(name, passed, detail));
+        }
+        Ok(format!(
+            "writable {}, leader {:?}, {} serializable readers",
+            obs.writable,
+            obs.leader,
+            readers.len()
+        ))
+    }
+
+    /// Undoes every transient fault: unpause, heal partitions, restart what is down.
+    async fn heal(&mut self) -> Result<String> {
+        let c = self.started("heal")?;
+        let mut healed = vec![];
+        for m in c.members.clone() {
+            let fault = match m.state {
+                MemberState::Paused => FaultKind::Unpause,
+                MemberState::Partitioned => FaultKind::Heal,
+                MemberState::Down => FaultKind::Restart,
+                _ => continue,
+            };
+            let c = self.cluster.as_mut().expect("started");
+            self.injector
+                .inject(c, fault, &Target::Member(m.index))
+                .await?;
+            healed.push(m.name.clone());
+        }
+        // A step after heal must see a cluster that is healthy again, not one whose
+        // restarted members are still replaying their logs.
+        let c = self.cluster.as_mut().expect("started");
+        c.wait_settled(Duration::from_secs(60)).await?;
+        self.update_writer();
+        Ok(format!(
+            "healed {}",
+            if healed.is_empty() {
+                "nothing".to_string()
+            } else {
+                healed.join(", ")
+            }
+        ))
+    }
+
+    /// The disaster is declared (the RTO runs from here) and the one restore procedure,
+    /// [`recover::restore`], runs on the snapshot as it was recorded when taken.
+    async fn restore(
+        &mut self,
+        snapshot: Option<&str>,
+        members: Option<&[String]>,
+        bump_revision: Option<u64>,
+    ) -> Result<String> {
+        self.stop_writer().await;
+        let snap = match snapshot {
+            Some(n) => self.snaps.iter().find(|s| s.record.name == n),
+            None => self.snaps.last(),
+        }
+        .ok_or_else(|| Error::Failed("no snapshot to restore from".into()))?;
+        let (backup, old_cluster_id) = (snap.backup.clone(), snap.cluster_id);
+        let c = self
+            .cluster
+            .as_mut()
+            .ok_or_else(|| Error::Failed("no cluster to restore".into()))?;
+        let names: Vec<String> = members
+            .map(<[String]>::to_vec)
+            .unwrap_or_else(|| c.members.iter().map(|m| m.name.clone()).collect());
+        let options = RestoreOptions {
+            skip_hash_check: false,
+            bump_revision,
+        };
+        let plan = RestorePlan {
+            members: &names,
+            options: &options,
+            first_write: true,
+        };
+        let last_revision = self.ledger.last_revision();
+        let mut clock = Stopwatch::starting_at(Instant::now());
+        let mut lap = |p, at| clock.lap_at(p, at);
+        let restored = recover::restore(
+            c,
+            &mut self.injector,
+            &backup,
+            &plan,
+            &mut self.ledger,
+            &mut lap,
+        )
+        .await;
+        // A restore that failed has no RTO: its gates stay unmeasured, so they fail.
+        let restored = restored?;
+        self.rto = Some(clock);
+        let leader = c.leader().await.unwrap_or_default();
+        self.restored = Some(Restored {
+            old_cluster_id,
+            members: names.clone(),
+            loss: restored.loss,
+            revisions: (last_revision - backup.status.revision).max(0),
+        });
+        Ok(format!(
+            "{} members restored from {} (revision {}); leader {leader}",
+            names.len(),
+            restored.file.file_name(),
+            backup.status.revision
+        ))
+    }
+
+    /// etcd's runtime reconfiguration, then HashKV to show the new member caught up.
+    async fn replace_member(&mut self, i: usize, member: &str) -> Result<String> {
+        let c = self.started("reconfigure")?;
+        let new = c.replace_member(member).await?;
+        let hk = verify::verify_hashkv(c).await;
+        for ch in hk.checks {
+            self.check(i, ch);
+        }
+        Ok(format!("{member} replaced by {new}"))
+    }
+
+    /// Everything the ledger says must be there is, and nothing else; after a restore,
+    /// against the snapshot and what was written since.
+    async fn verify(&mut self, i: usize) -> Result<String> {
+        // The writer stops while the checks read: every value it wrote is then in the
+        // ledger, so its key can be accounted for. A later fault step starts it again.
+        self.stop_writer().await;
+        let c = need(&mut self.cluster, "verify")?;
+        let (old, members) = match &self.restored {
+            Some(r) => (r.old_cluster_id, r.members.clone()),
+            None => (
+                self.initial_cluster_id,
+                c.members.iter().map(|m| m.name.clone()).collect(),
+            ),
+        };
+        let (acks, snapshot_revision) = self.ledger.expected_dataset();
+        let harness = self.ledger.harness_view();
+        let ds = self.dataset;
+        let c = self.cluster.as_ref().expect("started");
+        let expected = Expected {
+            dataset: &ds,
+            acks: &acks,
+            snapshot_revision,
+            old_cluster_id: old,
+            restored: self.restored.is_some(),
+            members,
+            harness: &harness,
+        };
+        let v = verify::verify(c, &expected).await;
+        let passed = v.passed();
+        for ch in v.checks {
+            self.check(i, ch);
+        }
+        if let Some(r) = &self.restored {
+            self.found.rpo = Some(Rpo {
+                writes: r.loss.total(),
+                revisions: r.revisions,
+                dataset_writes: r.loss.dataset_writes,
+                harness_writes: r.loss.harness_writes,
+            });
+        }
+        self.lap(RtoPhase::Verified);
+        self.finish_rto();
+        let outcome = if passed {
+            "all checks passed"
+        } else {
+            "checks FAILED"
+        };
+        Ok(format!("{} keys verified; {outcome}", v.keys_verified))
+    }
+
+    /// The fault-tolerance table, in clusters of its own.
+    async fn quorum_table(&mut self, i: usize, sizes: Option<&str>) -> Result<String> {
+        let sizes = parse_sizes(sizes.unwrap_or("1-9"))?;
+        let o = SweepOptions {
+            version: self.s.cluster.version.get_ref().clone(),
+            seed: self.injector.seed,
+            run_id: self.opts.run_id.clone(),
+            observe: ObserveOptions::default(),
+            parallel: 5,
+        };
+        let t = quorum_table::sweep(self.docker, &sizes, &o).await?;
+        self.etcd_version = t.etcd_version.clone();
+        let bad = t.disagreements().len();
+        let cells: usize = t.sizes.iter().map(|s| s.cells.len()).sum();
+        let detail = format!("{cells} cells observed, {bad} disagree with the table");
+        self.check(i, Check::new("fault-tolerance-table", bad == 0, detail));
+        let rows = t.sizes.iter().map(|s| TableRow {
+            size: s.size,
+            majority: s.majority,
+            tolerance: s.tolerance,
+            cells: s
+                .cells
+                .iter()
+                .map(|c| (c.failed, c.predicted_writable, c.observed_writable))
+                .collect(),
+        });
+        self.found.table = Some(rows.collect());
+        Ok(format!(
+            "{cells} cells, {bad} disagree, {:.1}s",
+            t.elapsed_s
+        ))
+    }
+}

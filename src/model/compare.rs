@@ -1,0 +1,352 @@
+//! The comparison of two reports: which times and counts grew beyond the thresholds, and
+//! whether NEW is worse than OLD. Analysis, not rendering: `render::comparison_text`
+//! shows the result.
+
+use super::report::{DrillReport, Rto};
+
+/// When NEW counts as worse than OLD. A time or the RPO regresses only when it grew by more
+/// than the tolerance relatively *and* by more than its absolute floor: two runs of one
+/// scenario on one machine differ by fractions of a second and by a few hundred lost
+/// writes (0 → 128 is "+inf %"), and neither is a regression.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CompareOptions {
+    /// Allowed relative increase, e.g. 0.2 for 20 %.
+    pub tolerance: f64,
+    /// Seconds a time may grow by, whatever the ratio.
+    pub min_seconds: f64,
+    /// Acknowledged writes the RPO may grow by, whatever the ratio.
+    pub rpo_writes: f64,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            tolerance: 0.2,
+            min_seconds: 0.5,
+            rpo_writes: 200.0,
+        }
+    }
+}
+
+impl CompareOptions {
+    /// Negative or non-finite values count as 0.
+    fn sanitized(self) -> Self {
+        let clamp = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        CompareOptions {
+            tolerance: clamp(self.tolerance),
+            min_seconds: clamp(self.min_seconds),
+            rpo_writes: clamp(self.rpo_writes),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    pub rows: Vec<CompareRow>,
+    /// NEW is worse than OLD on at least one row.
+    pub worse: bool,
+    /// The thresholds the rows were judged by.
+    pub options: CompareOptions,
+}
+
+impl Comparison {
+    /// What each row that regressed measures, in row order.
+    pub fn worse_rows(&self) -> Vec<&str> {
+        self.rows
+            .iter()
+            .filter(|r| r.worse)
+            .map(|r| r.what.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CompareRow {
+    /// `rto_s`, `phase <name>`, `rpo_writes` or `verdict`.
+    pub what: String,
+    pub old: Option<f64>,
+    pub new: Option<f64>,
+    pub worse: bool,
+}
+
+/// A time or count that is worse when it grows beyond `old × (1 + tolerance)` and by more
+/// than `floor`, or is missing in NEW while OLD had it.
+fn grew(old: Option<f64>, new: Option<f64>, tolerance: f64, floor: f64) -> bool {
+    match (old, new) {
+        (Some(_), None) => true,
+        (Some(o), Some(n)) => n > o * (1.0 + tolerance) && n - o > floor,
+        _ => false,
+    }
+}
+
+/// Two reports of different scenarios, named old and new.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "reports of different scenarios ({old} vs {new}) are not comparable; compare runs of one scenario, or pass --force"
+)]
+pub struct NotComparable {
+    pub old: String,
+    pub new: String,
+}
+
+/// Refuses to compare runs of different scenarios (their phases and RPO mean different
+/// things) unless `force`.
+pub fn ensure_comparable(
+    old: &DrillReport,
+    new: &DrillReport,
+    force: bool,
+) -> Result<(), NotComparable> {
+    if force || old.scenario == new.scenario {
+        return Ok(());
+    }
+    Err(NotComparable {
+        old: old.scenario.clone(),
+        new: new.scenario.clone(),
+    })
+}
+
+/// Phases with repeated names summed into one, in order of first appearance (series and
+/// comparison rows must be unique per phase).
+pub fn merged_phases(rto: &Rto) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for p in &rto.phases {
+        match out.iter_mut().find(|(n, _)| n == p.name.as_str()) {
+            Some((_, s)) => *s += p.seconds,
+            None => out.push((p.name.to_string(), p.seconds)),
+        }
+    }
+    out
+}
+
+/// The rows for the RTO and each phase (in OLD's order, then NEW's new ones).
+fn time_rows(old: &DrillReport, new: &DrillReport, o: &CompareOptions) -> Vec<CompareRow> {
+    let row = |what: String, old: Option<f64>, new: Option<f64>| CompareRow {
+        worse: grew(old, new, o.tolerance, o.min_seconds),
+        what,
+        old,
+        new,
+    };
+    let total = |r: &DrillReport| r.rto.as_ref().map(|r| r.total_s);
+    let mut rows = vec![row("rto_s".into(), total(old), total(new))];
+    let old_phases = old.rto.as_ref().map(merged_phases).unwrap_or_default();
+    let new_phases = new.rto.as_ref().map(merged_phases).unwrap_or_default();
+    let mut names: Vec<&str> = old_phases.iter().map(|p| p.0.as_str()).collect();
+    for (name, _) in &new_phases {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    let find = |ps: &[(String, f64)], name: &str| ps.iter().find(|p| p.0 == name).map(|p| p.1);
+    for name in names {
+        let (a, b) = (find(&old_phases, name), find(&new_phases, name));
+        rows.push(row(format!("phase {name}"), a, b));
+    }
+    rows
+}
+
+/// Compares two runs. NEW is worse when a time or the RPO grew beyond both thresholds of
+/// `options`, an RTO, phase or RPO measured in OLD is missing in NEW, or the verdict went
+/// from pass to fail (always flagged).
+pub fn compare(old: &DrillReport, new: &DrillReport, options: &CompareOptions) -> Comparison {
+    let o = options.sanitized();
+    let mut rows = time_rows(old, new, &o);
+    let rpo = |r: &DrillReport| r.rpo.as_ref().map(|r| r.writes as f64);
+    rows.push(CompareRow {
+        what: "rpo_writes".into(),
+        old: rpo(old),
+        new: rpo(new),
+        worse: grew(rpo(old), rpo(new), o.tolerance, o.rpo_writes),
+    });
+    let verdict = |r: &DrillReport| if r.passed() { 1.0 } else { 0.0 };
+    rows.push(CompareRow {
+        what: "verdict".into(),
+        old: Some(verdict(old)),
+        new: Some(verdict(new)),
+        worse: old.passed() && !new.passed(),
+    });
+    let worse = rows.iter().any(|r| r.worse);
+    Comparison {
+        rows,
+        worse,
+        options: o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::comparison_text;
+    use crate::render::fixtures::{
+        drop_phase, fixture, opts, passing, scale_rto, set_phase, set_rpo,
+    };
+
+    fn row<'a>(c: &'a Comparison, what: &str) -> &'a CompareRow {
+        c.rows.iter().find(|r| r.what == what).unwrap()
+    }
+
+    #[test]
+    fn compare_self_is_not_worse() {
+        let c = compare(&fixture(), &fixture(), &opts(0.0, 0.0, 0.0));
+        assert!(!c.worse, "{}", comparison_text(&c));
+        assert!(c.rows.iter().all(|r| !r.worse));
+        // rto_s, 7 phases, rpo_writes, verdict
+        assert_eq!(c.rows.len(), 10);
+    }
+
+    #[test]
+    fn compare_defaults_are_the_documented_ones() {
+        assert_eq!(CompareOptions::default(), opts(0.2, 0.5, 200.0));
+    }
+
+    /// Two runs of one scenario and seed on one machine: sub-second phases that moved by a
+    /// few hundred percent, and 0 → 128 lost writes. Not a regression, either way round.
+    #[test]
+    fn compare_same_ish_runs_are_not_flagged_in_either_direction() {
+        let mut old = fixture();
+        set_rpo(&mut old, 0);
+        let mut new = old.clone();
+        set_phase(&mut new, "first-write", 0.49); // 0.14 → 0.49: +250 %
+        set_phase(&mut new, "snapshot-checked", 0.1);
+        set_phase(&mut new, "leader-elected", 1.55); // +0.43 s
+        set_phase(&mut new, "started", 1.8);
+        set_rpo(&mut new, 128); // "+inf %"
+        for (a, b) in [(&old, &new), (&new, &old)] {
+            let c = compare(a, b, &CompareOptions::default());
+            assert!(!c.worse, "{}", comparison_text(&c));
+        }
+        // The same pair without the absolute floors is what cried wolf.
+        let c = compare(&old, &new, &opts(0.2, 0.0, 0.0));
+        assert!(row(&c, "phase first-write").worse);
+        assert!(row(&c, "rpo_writes").worse);
+    }
+
+    #[test]
+    fn compare_rto_up_by_ten_seconds_is_flagged() {
+        let mut new = fixture();
+        set_phase(&mut new, "restore", 18.40); // 8.40 → 18.40: the RTO up by 10 s
+        let c = compare(&fixture(), &new, &CompareOptions::default());
+        assert!(c.worse);
+        let flagged: Vec<&str> = c
+            .rows
+            .iter()
+            .filter(|r| r.worse)
+            .map(|r| r.what.as_str())
+            .collect();
+        assert_eq!(flagged, ["rto_s", "phase restore"]);
+        let rto = row(&c, "rto_s").new.unwrap();
+        assert!((rto - 24.37).abs() < 1e-9, "{rto}");
+    }
+
+    #[test]
+    fn compare_doubled_rto_is_worse() {
+        let mut new = fixture();
+        scale_rto(&mut new, 2.0);
+        let c = compare(&fixture(), &new, &opts(0.1, 0.5, 100.0));
+        assert!(c.worse);
+        let r = row(&c, "rto_s");
+        assert!(r.worse);
+        assert_eq!((r.old, r.new), (Some(14.37), Some(28.74)));
+        // Doubling 0.14 s or 0.41 s stays under the 0.5 s floor: not flagged.
+        assert!(!row(&c, "phase first-write").worse);
+        assert!(!row(&c, "phase snapshot-checked").worse);
+        assert!(row(&c, "phase verified").worse, "1.03 → 2.06 s");
+        insta::assert_snapshot!("comparison_rto_doubled", comparison_text(&c));
+    }
+
+    #[test]
+    fn compare_min_seconds_is_the_time_floor() {
+        let mut new = fixture();
+        set_phase(&mut new, "verified", 1.63); // +0.60 s, +58 %
+        assert!(compare(&fixture(), &new, &opts(0.2, 0.5, 100.0)).worse);
+        assert!(!compare(&fixture(), &new, &opts(0.2, 0.7, 100.0)).worse);
+        // Both thresholds must be exceeded: +0.6 s on 8.4 s is 7 %.
+        let mut new = fixture();
+        set_phase(&mut new, "restore", 9.0);
+        assert!(!compare(&fixture(), &new, &opts(0.2, 0.5, 100.0)).worse);
+    }
+
+    #[test]
+    fn compare_pass_to_fail_is_worse_and_fail_to_pass_is_not() {
+        // Always flagged, whatever the thresholds.
+        let c = compare(&passing(), &fixture(), &opts(10.0, 1e9, 1e9));
+        assert!(c.worse);
+        assert!(row(&c, "verdict").worse);
+        assert_eq!(c.rows.iter().filter(|r| r.worse).count(), 1);
+        let c = compare(&fixture(), &passing(), &opts(0.1, 0.5, 100.0));
+        assert!(!c.worse);
+    }
+
+    #[test]
+    fn compare_missing_phase_is_worse() {
+        let o = opts(0.1, 0.5, 100.0);
+        let mut new = fixture();
+        drop_phase(&mut new, "verified");
+        let c = compare(&fixture(), &new, &o);
+        assert!(c.worse);
+        let r = row(&c, "phase verified");
+        assert!(r.worse);
+        assert_eq!((r.old, r.new), (Some(1.03), None));
+        // A phase only NEW has is not a regression.
+        let c = compare(&new, &fixture(), &o);
+        assert!(!c.worse);
+        // RTO gone entirely is.
+        let mut gone = fixture();
+        gone.rto = None;
+        assert!(compare(&fixture(), &gone, &o).worse);
+    }
+
+    #[test]
+    fn compare_within_tolerance_is_not_worse() {
+        let mut new = fixture();
+        scale_rto(&mut new, 1.05);
+        assert!(!compare(&fixture(), &new, &opts(0.1, 0.0, 0.0)).worse);
+        // Same change with no tolerance and no floor is worse (restore grows 0.42 s)...
+        let c = compare(&fixture(), &new, &opts(0.0, 0.0, 0.0));
+        assert!(c.worse);
+        // ...and with a floor above the largest growth (the RTO's 0.72 s) it is not.
+        assert!(!compare(&fixture(), &new, &opts(0.0, 0.8, 0.0)).worse);
+        // Negative and non-finite thresholds count as 0.
+        let c2 = compare(&fixture(), &new, &opts(-1.0, f64::NAN, f64::INFINITY));
+        assert_eq!(c2.rows, c.rows);
+    }
+
+    #[test]
+    fn compare_rpo_up_by_128_is_flagged_only_above_the_threshold() {
+        let mut old = fixture();
+        set_rpo(&mut old, 0);
+        let mut new = fixture();
+        set_rpo(&mut new, 128);
+        let c = compare(&old, &new, &opts(0.2, 0.5, 200.0));
+        assert!(!c.worse, "{}", comparison_text(&c));
+        let c = compare(&old, &new, &opts(0.2, 0.5, 100.0));
+        assert!(c.worse);
+        assert!(row(&c, "rpo_writes").worse);
+        // The relative tolerance applies too: 1000 → 1128 is +12.8 %.
+        set_rpo(&mut old, 1000);
+        set_rpo(&mut new, 1128);
+        assert!(!compare(&old, &new, &opts(0.2, 0.5, 100.0)).worse);
+        // An RPO measured in OLD and missing in NEW is worse.
+        new.rpo = None;
+        assert!(row(&compare(&old, &new, &opts(0.2, 0.5, 100.0)), "rpo_writes").worse);
+    }
+
+    #[test]
+    fn compare_refuses_different_scenarios_unless_forced() {
+        let mut other = fixture();
+        other.scenario = "total-loss-9".into();
+        let err = ensure_comparable(&fixture(), &other, false).unwrap_err();
+        assert_eq!(
+            (err.old.as_str(), err.new.as_str()),
+            ("restore-3-quorum-loss", "total-loss-9")
+        );
+        // What the CLI's `?` makes of it: the crate's error, with the same message.
+        let err = crate::Error::from(err);
+        assert!(matches!(err, crate::Error::NotComparable(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "reports of different scenarios (restore-3-quorum-loss vs total-loss-9) are not comparable; compare runs of one scenario, or pass --force"
+        );
+        ensure_comparable(&fixture(), &other, true).unwrap();
+        ensure_comparable(&fixture(), &fixture(), false).unwrap();
+    }
+}

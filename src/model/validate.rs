@@ -1,0 +1,360 @@
+//! Scenario validation: everything that can be known before a container exists is checked
+//! here, each refusal located at `file:line:column` with the field and what is allowed.
+
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::Invalid;
+use super::etcd::{Line, MAX_SIZE, MIN_SIZE, member_index};
+use super::fault::Target;
+use super::report::RtoPhase;
+use super::scenario::{MIN_WINDOW_MS, Scenario, Step};
+use super::table::parse_sizes;
+
+/// `file:line:column` for a byte offset.
+pub(super) fn location(path: &str, src: &str, offset: usize) -> String {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map(|i| before.len() - i)
+        .unwrap_or(before.len() + 1);
+    format!("{path}:{line}:{col}")
+}
+
+/// The text being validated, to locate refusals in.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    path: &'a str,
+    src: &'a str,
+}
+
+impl Source<'_> {
+    fn invalid(&self, span: Range<usize>, field: &str, problem: &str, allowed: &str) -> Invalid {
+        Invalid::Input(format!(
+            "{}: {field}: {problem}; allowed: {allowed}",
+            location(self.path, self.src, span.start)
+        ))
+    }
+
+    fn non_negative(&self, v: &Spanned<f64>, field: &str) -> Result<(), Invalid> {
+        let x = *v.get_ref();
+        if x.is_finite() && x >= 0.0 {
+            return Ok(());
+        }
+        let problem = format!("{x} is not a duration");
+        Err(self.invalid(v.span(), field, &problem, "a number of seconds >= 0"))
+    }
+}
+
+pub(super) fn check(path: &str, src: &str, s: &Scenario) -> Result<(), Invalid> {
+    let at = Source { path, src };
+    check_header(at, s)?;
+    check_gates(at, s)?;
+    check_steps(at, s)?;
+    check_restores_are_verified(at, s)
+}
+
+fn check_header(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+    let usable = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if s.name.is_empty() || !s.name.chars().all(usable) {
+        let problem = format!("{:?} is not a usable name", s.name);
+        return Err(at.invalid(0..0, "name", &problem, "letters, digits, '-' and '_'"));
+    }
+    let size = *s.cluster.size.get_ref();
+    if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
+        let problem = format!("{size} is out of range");
+        return Err(at.invalid(s.cluster.size.span(), "cluster.size", &problem, "1 to 9"));
+    }
+    if let Err(e) = Line::parse(s.cluster.version.get_ref()) {
+        let span = s.cluster.version.span();
+        let allowed = "\"3.5\", \"3.4\" or a full version";
+        return Err(at.invalid(span, "cluster.version", &message(&e), allowed));
+    }
+    let repeat = *s.repeat.get_ref();
+    if !(1..=100).contains(&repeat) {
+        let problem = format!("{repeat} is out of range");
+        return Err(at.invalid(s.repeat.span(), "repeat", &problem, "1 to 100"));
+    }
+    if *s.dataset.keys.get_ref() == 0 {
+        let span = s.dataset.keys.span();
+        return Err(at.invalid(span, "dataset.keys", "0 keys", "1 or more"));
+    }
+    let vs = *s.dataset.value_size.get_ref();
+    if vs == 0 || vs > 1 << 20 {
+        let (span, problem) = (s.dataset.value_size.span(), format!("{vs} bytes"));
+        return Err(at.invalid(span, "dataset.value_size", &problem, "1 to 1048576"));
+    }
+    Ok(())
+}
+
+fn check_gates(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+    if let Some(g) = &s.gates.max_rto_s {
+        at.non_negative(g, "gates.max_rto_s")?;
+    }
+    if let Some(g) = &s.gates.max_write_gap_s {
+        at.non_negative(g, "gates.max_write_gap_s")?;
+    }
+    for (phase, g) in &s.gates.max_phase_s {
+        let field = format!("gates.max_phase_s.{phase}");
+        if RtoPhase::parse(phase).is_none() {
+            let allowed: Vec<&str> = RtoPhase::ALL.iter().map(|p| p.as_str()).collect();
+            return Err(at.invalid(g.span(), &field, "unknown phase", &allowed.join(", ")));
+        }
+        at.non_negative(g, &field)?;
+    }
+    Ok(())
+}
+
+/// What exists at a point of the scenario, as the runner will have it: how many members,
+/// the highest member index so far, and the snapshots taken. A restore before any snapshot
+/// or a target beyond the cluster is refused now rather than mid-drill.
+struct Roster {
+    members: usize,
+    max_index: usize,
+    snapshots: Vec<Option<String>>,
+}
+
+fn check_steps(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+    if s.steps.is_empty() {
+        return Err(at.invalid(0..0, "steps", "no steps", "at least one [[steps]] table"));
+    }
+    let size = *s.cluster.size.get_ref();
+    let line = Line::parse(s.cluster.version.get_ref()).ok();
+    let mut roster = Roster {
+        members: size,
+        max_index: size,
+        snapshots: vec![],
+    };
+    for (i, step) in s.steps.iter().enumerate() {
+        let at = StepAt {
+            src: at,
+            span: step.span(),
+            field: format!("steps[{i}] ({})", step.get_ref().kind()),
+        };
+        check_step(&at, step.get_ref(), &mut roster, line)?;
+    }
+    Ok(())
+}
+
+/// One step's place in the text, and its field name for messages.
+struct StepAt<'a> {
+    src: Source<'a>,
+    span: Range<usize>,
+    field: String,
+}
+
+impl StepAt<'_> {
+    /// A refusal of the step itself (`suffix` "") or of one of its fields (".target").
+    fn bad(&self, suffix: &str, problem: &str, allowed: &str) -> Invalid {
+        let field = format!("{}{suffix}", self.field);
+        self.src
+            .invalid(self.span.clone(), &field, problem, allowed)
+    }
+}
+
+fn check_step(
+    at: &StepAt<'_>,
+    step: &Step,
+    roster: &mut Roster,
+    line: Option<Line>,
+) -> Result<(), Invalid> {
+    match step {
+        Step::Load { keys: Some(0) } => Err(at.bad("", "keys = 0", "1 or more")),
+        Step::Wait { seconds } if !seconds.is_finite() || *seconds < 0.0 => {
+            let problem = format!("{seconds} is not a duration");
+            Err(at.bad(".seconds", &problem, "a number of seconds >= 0"))
+        }
+        Step::Expect { .. } => check_expect(at, step, roster.members),
+        Step::Snapshot { name, from } => {
+            if let Some(t) = from {
+                check_target(at, ".from", t, roster)?;
+            }
+            roster.snapshots.push(name.clone());
+            Ok(())
+        }
+        Step::Fault {
+            target: Some(t), ..
+        } => check_target(at, ".target", t, roster),
+        Step::Restore {
+            snapshot,
+            members,
+            bump_revision,
+        } => {
+            let bumps_on_3_4 = bump_revision.is_some() && line == Some(Line::V3_4);
+            check_restore(
+                at,
+                snapshot.as_deref(),
+                bumps_on_3_4,
+                members.as_deref(),
+                roster,
+            )
+        }
+        Step::ReplaceMember { member } => {
+            if member_index(member).is_none_or(|i| i > roster.max_index) {
+                let problem = format!("{member:?} is not a member");
+                let allowed = format!("etcd-1 to etcd-{}", roster.max_index);
+                return Err(at.bad(".member", &problem, &allowed));
+            }
+            roster.max_index += 1;
+            Ok(())
+        }
+        Step::QuorumTable { sizes: Some(sz) } => match parse_sizes(sz) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let allowed = "a range like 1-9 or a list like 1,3,5";
+                Err(at.bad(".sizes", &message(&e), allowed))
+            }
+        },
+        _ => Ok(()),
+    }
+}
+
+fn check_expect(at: &StepAt<'_>, step: &Step, members: usize) -> Result<(), Invalid> {
+    let Step::Expect {
+        writable,
+        leader,
+        serializable_readers,
+        members_answering,
+        window_ms,
+    } = step
+    else {
+        return Ok(());
+    };
+    if writable.is_none()
+        && leader.is_none()
+        && serializable_readers.is_none()
+        && members_answering.is_none()
+    {
+        return Err(at.bad(
+            "",
+            "expects nothing, so it can observe nothing and prove nothing",
+            "at least one of writable, leader, serializable_readers, members_answering",
+        ));
+    }
+    if let Some(w) = window_ms
+        && *w < MIN_WINDOW_MS
+    {
+        let problem = format!(
+            "{w} ms is shorter than etcd's election timeout (1000 ms): a cluster that lost its leader cannot elect one inside it, so the window would report unavailability it never observed"
+        );
+        return Err(at.bad(".window_ms", &problem, &format!("{MIN_WINDOW_MS} or more")));
+    }
+    for n in [serializable_readers, members_answering]
+        .into_iter()
+        .flatten()
+    {
+        if *n > members {
+            let problem = format!("expects {n} members but the cluster has {members}");
+            return Err(at.bad("", &problem, &format!("0 to {members}")));
+        }
+    }
+    Ok(())
+}
+
+fn check_restore(
+    at: &StepAt<'_>,
+    snapshot: Option<&str>,
+    bumps_on_3_4: bool,
+    names: Option<&[String]>,
+    roster: &mut Roster,
+) -> Result<(), Invalid> {
+    if roster.snapshots.is_empty() {
+        let allowed = "a snapshot step earlier in the scenario";
+        return Err(at.bad("", "restore before any snapshot step", allowed));
+    }
+    if let Some(n) = snapshot
+        && !roster.snapshots.iter().any(|s| s.as_deref() == Some(n))
+    {
+        let problem = format!("no earlier snapshot is named {n:?}");
+        return Err(at.bad(
+            ".snapshot",
+            &problem,
+            "the name of an earlier snapshot step",
+        ));
+    }
+    if bumps_on_3_4 {
+        let problem = "etcd 3.4 cannot bump revisions on restore";
+        return Err(at.bad(".bump_revision", problem, "cluster.version 3.5"));
+    }
+    let Some(names) = names else {
+        return Ok(());
+    };
+    if names.is_empty() || names.len() > MAX_SIZE {
+        let problem = format!("{} members", names.len());
+        return Err(at.bad(".members", &problem, "1 to 9 member names"));
+    }
+    for n in names {
+        match member_index(n) {
+            Some(i) => roster.max_index = roster.max_index.max(i),
+            None => {
+                let problem = format!("{n:?} is not a member name");
+                return Err(at.bad(".members", &problem, "etcd-<i> with i >= 1"));
+            }
+        }
+    }
+    roster.members = names.len();
+    Ok(())
+}
+
+fn check_target(at: &StepAt<'_>, suffix: &str, t: &str, roster: &Roster) -> Result<(), Invalid> {
+    let target: Target = t.parse().map_err(|e: Invalid| {
+        let allowed = "leader, follower, random, member:<i>, count:<k>";
+        at.bad(suffix, &message(&e), allowed)
+    })?;
+    let (members, max_index) = (roster.members, roster.max_index);
+    match target {
+        Target::Count(k) if k == 0 || k > members => {
+            let problem = format!("count:{k} but the cluster has {members} members");
+            Err(at.bad(suffix, &problem, &format!("count:1 to count:{members}")))
+        }
+        Target::Member(i) if i == 0 || i > max_index => {
+            let problem = format!("member:{i} does not exist");
+            Err(at.bad(suffix, &problem, &format!("member:1 to member:{max_index}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The problem an inner refusal names, without its "invalid input:" prefix (the outer
+/// message has one already).
+fn message(e: &Invalid) -> String {
+    match e {
+        Invalid::Input(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A restore that no verify step follows proves nothing about the backup: refused at the
+/// restore's location.
+fn check_restores_are_verified(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+    let kinds: Vec<&Step> = s.steps.iter().map(|st| st.get_ref()).collect();
+    match unverified_restore(&kinds) {
+        Some(i) => Err(at.invalid(
+            s.steps[i].span(),
+            &format!("steps[{i}] (restore)"),
+            "no verify step follows this restore, so the drill would pass without checking what it restored",
+            "a `kind = \"verify\"` step after every restore",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first restore step with no verify step after it (before the next restore).
+pub fn unverified_restore(steps: &[&Step]) -> Option<usize> {
+    let mut pending = None;
+    for (i, st) in steps.iter().enumerate() {
+        match st {
+            Step::Restore { .. } => {
+                if pending.is_some() {
+                    return pending;
+                }
+                pending = Some(i);
+            }
+            Step::Verify {} => pending = None,
+            _ => {}
+        }
+    }
+    pending
+}

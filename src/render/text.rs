@@ -1,0 +1,215 @@
+//! The comparison of two runs as plain text, for a terminal or a CI log.
+
+use std::fmt::Write as _;
+
+use super::num;
+use crate::model::backup::RestoreDrillReport;
+use crate::model::compare::{CompareRow, Comparison};
+use crate::model::table::SizeResult;
+
+/// One comparison cell: a row's value as shown.
+fn compare_value(row: &CompareRow, v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if row.what == "verdict" => (if v >= 1.0 { "pass" } else { "fail" }).into(),
+        Some(v) if row.what == "rpo_writes" => num(v),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// A row's absolute change (what the floors judge) and relative change (the tolerance).
+fn compare_changes(row: &CompareRow) -> [String; 2] {
+    let (o, n) = match (row.old, row.new) {
+        (Some(_), None) => return ["-".into(), "missing".into()],
+        (None, Some(_)) => return ["-".into(), "new".into()],
+        (None, None) => return ["-".into(), "-".into()],
+        (Some(o), Some(n)) => (o, n),
+    };
+    if row.what == "verdict" {
+        return ["-".into(), (if o == n { "same" } else { "changed" }).into()];
+    }
+    let delta = if row.what == "rpo_writes" {
+        format!("{:+}", (n - o) as i64)
+    } else {
+        format!("{:+.2}", n - o)
+    };
+    let pct = match o {
+        _ if o == n => "0.0%".into(),
+        0.0 => (if n > 0.0 { "+inf%" } else { "-inf%" }).into(),
+        _ => format!("{:+.1}%", (n - o) / o.abs() * 100.0),
+    };
+    [delta, pct]
+}
+
+/// An aligned table of OLD, NEW and the change (absolute and relative), WORSE beside each
+/// regression, the thresholds, and a last line saying whether NEW is worse.
+pub fn comparison_text(c: &Comparison) -> String {
+    let cells: Vec<[String; 5]> = c
+        .rows
+        .iter()
+        .map(|row| {
+            let [delta, pct] = compare_changes(row);
+            [
+                row.what.clone(),
+                compare_value(row, row.old),
+                compare_value(row, row.new),
+                delta,
+                pct,
+            ]
+        })
+        .collect();
+    let header = ["what", "old", "new", "delta", "change"].map(String::from);
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(cells.iter()) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String; 5], flag: &str| -> String {
+        let mut l = format!("{:<w$}", cells[0], w = widths[0]);
+        for (cell, w) in cells[1..].iter().zip(&widths[1..]) {
+            let _ = write!(l, "  {cell:>w$}", w = *w);
+        }
+        if !flag.is_empty() {
+            let _ = write!(l, "  {flag}");
+        }
+        l.push('\n');
+        l
+    };
+    let mut out = line(&header, "");
+    for (row, cells) in c.rows.iter().zip(&cells) {
+        out.push_str(&line(cells, if row.worse { "WORSE" } else { "" }));
+    }
+    let o = &c.options;
+    let _ = writeln!(
+        out,
+        "worse: a time up > {:.0}% and > {:.2} s, the RPO up > {:.0}% and > {} writes, a measurement gone, or pass -> fail",
+        o.tolerance * 100.0,
+        o.min_seconds,
+        o.tolerance * 100.0,
+        num(o.rpo_writes)
+    );
+    if c.worse {
+        let _ = writeln!(out, "NEW is worse than OLD: {}", c.worse_rows().join(", "));
+    } else {
+        out.push_str("NEW is not worse than OLD\n");
+    }
+    out
+}
+
+/// The restore drill's human summary: verdict, RPO, RTO by phase, and each check.
+pub fn restore_drill_text(r: &RestoreDrillReport) -> String {
+    let mut s = format!(
+        "restore drill: {} — {} members, etcd {} (restored with {}), {} keys loaded, seed {}\n",
+        r.verdict.as_str().to_uppercase(),
+        r.size,
+        r.etcd_version,
+        r.restored_with,
+        r.keys_loaded,
+        r.seed
+    );
+    s.push_str(&format!(
+        "snapshot {} ({} bytes, revision {}, sha256 {}…) saved from {}\n",
+        r.snapshot.file_name(),
+        r.snapshot.size,
+        r.snapshot_status.revision,
+        &r.snapshot.sha256[..12.min(r.snapshot.sha256.len())],
+        r.snapshot_saved_from
+    ));
+    s.push_str(&format!(
+        "RPO: {} acknowledged writes lost ({} revisions)\n",
+        r.rpo_writes, r.rpo_revisions
+    ));
+    s.push_str(&format!("RTO: {:.2}s\n", r.rto_s));
+    for p in &r.phases {
+        s.push_str(&format!("  {:<18} {:>7.2}s\n", p.name, p.seconds));
+    }
+    for p in &r.restore_per_member {
+        s.push_str(&format!("    restore {:<9} {:>7.2}s\n", p.name, p.seconds));
+    }
+    for c in &r.checks {
+        s.push_str(&format!(
+            "[{}] {}: {}\n",
+            if c.passed { "ok" } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+    }
+    if let Some(e) = &r.error {
+        s.push_str(&format!("[FAIL] recovery stopped: {e}\n"));
+    }
+    s
+}
+
+/// The seed's table (cluster size, MAJORITY, failure tolerance) extended with one column
+/// per number of failed members: `W` observed writable, `-` observed not writable, and `✗`
+/// in front of any cell where observation disagrees with the table.
+pub fn render_table(sizes: &[SizeResult]) -> String {
+    let max_n = sizes.iter().map(|s| s.size).max().unwrap_or(0);
+    let mut out = String::from("| cluster size | MAJORITY | failure tolerance |");
+    for k in 0..=max_n {
+        out.push_str(&format!(" k={k} |"));
+    }
+    out.push_str("\n| --- | --- | --- |");
+    for _ in 0..=max_n {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for s in sizes {
+        out.push_str(&format!(
+            "| {} | {} | {} |",
+            s.size, s.majority, s.tolerance
+        ));
+        for k in 0..=max_n {
+            match s.cells.iter().find(|c| c.failed == k) {
+                Some(c) => {
+                    let mark = if c.observed_writable { "W" } else { "-" };
+                    let flag = if c.agrees() { "" } else { "✗" };
+                    out.push_str(&format!(" {flag}{mark} |"));
+                }
+                None => out.push_str("  |"),
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str("\nW: writes acknowledged; -: no write acknowledged; ✗: observation disagrees with the table\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::compare::{CompareOptions, compare};
+    use crate::render::fixtures::{drop_phase, fixture, opts, passing, set_phase, set_rpo};
+
+    #[test]
+    fn comparison_text_snapshot_mixed() {
+        // A phase only NEW has (OLD never reached it) and one only OLD has.
+        let mut old = passing();
+        drop_phase(&mut old, "first-write");
+        let mut new = fixture();
+        drop_phase(&mut new, "verified");
+        set_phase(&mut new, "first-write", 0.7);
+        set_rpo(&mut new, 0);
+        let text = comparison_text(&compare(&old, &new, &opts(0.1, 0.5, 100.0)));
+        assert!(
+            text.ends_with("NEW is worse than OLD: phase verified, verdict\n"),
+            "{text}"
+        );
+        insta::assert_snapshot!("comparison_mixed", text);
+        let text = comparison_text(&compare(&fixture(), &fixture(), &opts(0.1, 0.5, 100.0)));
+        assert!(text.ends_with("NEW is not worse than OLD\n"), "{text}");
+        assert!(!text.contains("WORSE"));
+    }
+
+    #[test]
+    fn comparison_text_snapshot_same_ish() {
+        let mut old = fixture();
+        set_rpo(&mut old, 0);
+        let mut new = old.clone();
+        set_phase(&mut new, "first-write", 0.49);
+        set_rpo(&mut new, 128);
+        let text = comparison_text(&compare(&old, &new, &CompareOptions::default()));
+        insta::assert_snapshot!("comparison_same_ish", text);
+    }
+}
