@@ -1,12 +1,13 @@
 # Everything a fresh machine with Docker needs is installed here: protoc (for etcd-client),
 # Debian's archive keyring (to fetch the etcd packages with apt-get download),
-# cargo-nextest, and the etcd images (built locally, no registry).
+# cargo-nextest, the etcd images (built locally, no registry) and, for the tests, an
+# S3-compatible server.
 SHELL := /bin/bash
 BIN := target/release/etcd-drill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSIONS ?= 3.5 3.4
 
-.PHONY: deps build image test lint drill bench soak cleanup
+.PHONY: deps build image tools test lint drill bench bench-verify soak cleanup
 
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
@@ -22,7 +23,12 @@ build: deps
 image: build
 	@for v in $(VERSIONS); do $(BIN) image build --version $$v || exit $$?; done
 
-test: image
+# A real S3-compatible server for the tests (s3s-fs from crates.io, SigV4 checked), built
+# into target/tools once; the tests start their own on a free loopback port.
+tools: deps
+	.ci/s3-server install
+
+test: image tools
 	INSTA_UPDATE=$${INSTA_UPDATE:-no} cargo nextest run --profile ci
 
 # The main job: the default DR drill (both seed procedures and the fault-tolerance table),
@@ -31,8 +37,13 @@ DRILLS ?= scenarios/seed-etcdctl-tls-restore.toml scenarios/seed-rke-replace-nod
 drill: image
 	$(BIN) drill $(DRILLS) --report-dir reports
 
+# BENCH picks sections of the drill bench; `make bench-verify` is the 2 GiB verify-snapshot
+# bench (local file vs loopback S3; tens of minutes), not part of `make bench`'s default.
 bench: image
 	cargo bench --bench drill -- $(BENCH)
+
+bench-verify: image tools
+	cargo bench --bench verify -- $(BENCH_VERIFY)
 
 # Every shipped scenario RUNS times (default 5), round robin, each with its own seed:
 # reports/bench/soak.{json,md}. Not part of `make test` (tens of minutes).

@@ -305,3 +305,104 @@ kind = "verify"
     // (which continues from index 120): 100 + 30 keys, then the same after the second.
     assert!(data[1].starts_with("130 keys present"), "{data:?}");
 }
+
+/// The user's own commands: an `exec` step's exit code is a check (a failing one fails the
+/// drill, a hung one is killed at its timeout), and it sees the cluster through etcdctl's
+/// own environment and the image's etcdctl on PATH.
+#[test]
+fn exec_steps_are_checks_that_can_fail() {
+    let (code, out, r) = run_scenario(
+        r#"
+name = "exec"
+[cluster]
+size = 1
+[[steps]]
+kind = "exec"
+command = "etcdctl put /etcd-drill/exec ok && etcdctl get /etcd-drill/exec --print-value-only | grep -qx ok"
+[[steps]]
+kind = "exec"
+command = "echo boom >&2; exit 3"
+[[steps]]
+kind = "exec"
+command = "sleep 30"
+timeout_s = 1
+"#,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(r["verdict"], "fail");
+    let checks = r["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{r:#}");
+    assert_eq!(checks[0]["passed"], true, "{r:#}");
+    assert_eq!(checks[1]["passed"], false);
+    let d1 = checks[1]["detail"].as_str().unwrap();
+    assert!(d1.contains("exit 3") && d1.contains("boom"), "{d1}");
+    assert_eq!(checks[2]["passed"], false);
+    assert!(
+        checks[2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("killed after its 1 s timeout"),
+        "{r:#}"
+    );
+    assert!(
+        r["steps"][2]["seconds"].as_f64().unwrap() < 10.0,
+        "killed, not waited for"
+    );
+}
+
+#[test]
+fn a_backup_command_that_fails_or_writes_nothing_stops_the_drill() {
+    for (command, why) in [
+        ("exit 4", "the backup command failed: exit 4"),
+        ("true", "left no snapshot"),
+    ] {
+        let (code, out, r) = run_scenario(&format!(
+            "name = \"badbackup\"\n[cluster]\nsize = 1\n[[steps]]\nkind = \"load\"\nkeys = 10\n\
+             [[steps]]\nkind = \"snapshot\"\ncommand = \"{command}\"\n\
+             [[steps]]\nkind = \"expect\"\nwritable = true\n"
+        ));
+        assert_eq!(code, 1, "{out}");
+        assert_eq!(r["verdict"], "fail");
+        assert!(
+            r["error"].as_str().unwrap().contains(why),
+            "{command}: {r:#}"
+        );
+    }
+}
+
+#[test]
+fn etcd_flags_the_harness_owns_are_refused_and_yours_are_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, args: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("name = \"flags\"\n[cluster]\nsize = 1\netcd_args = [{args}]\n[[steps]]\nkind = \"load\"\n")).unwrap();
+        p
+    };
+    let bad = write(
+        "bad.toml",
+        "\"--auto-compaction-retention=1\", \"--data-dir=/elsewhere\"",
+    );
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml:4:") && err.contains("--data-dir is set by etcd-drill"),
+        "{err}"
+    );
+    let good = write("good.toml", "\"--auto-compaction-retention=1\"");
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -20,7 +20,7 @@ use etcd_drill::model::fault::{FaultKind, Target};
 use etcd_drill::model::report::{RtoPhase, Verdict};
 use etcd_drill::procedures::recover::{self, RestorePlan};
 use etcd_drill::procedures::restore_drill::{RestoreDrillOptions, restore_drill};
-use etcd_drill::procedures::verify_snapshot::verify_snapshot;
+use etcd_drill::procedures::verify_snapshot::{VerifyRequest, verify_snapshot};
 
 fn drill(size: usize) -> RestoreDrillOptions {
     let mut o = RestoreDrillOptions::new(size, 600, 256);
@@ -202,10 +202,16 @@ async fn member_replacement_by_runtime_reconfiguration() {
 #[tokio::test]
 async fn an_unknown_keyspace_is_listed_page_by_page_and_counted() {
     let (mut cluster, _ds, acks) = loaded_cluster("keyspace", 1, 500).await;
-    let (c, keys, revision) = verify::check_keys_readable(&cluster, 1024).await;
+    let listing = verify::check_keys_readable(&cluster, 1024).await;
+    let c = &listing.check;
     assert!(c.passed, "{c:?}");
-    assert_eq!(keys, acks.acks.len());
-    assert_eq!(revision, acks.max_revision());
+    assert_eq!(listing.keys, acks.acks.len());
+    assert_eq!(listing.revision, acks.max_revision());
+    let counted: usize = listing.per_prefix.values().sum();
+    assert_eq!(
+        counted, listing.keys,
+        "every key is counted under one prefix"
+    );
     let pages: usize = c
         .detail
         .split(" page(s)")
@@ -219,7 +225,7 @@ async fn an_unknown_keyspace_is_listed_page_by_page_and_counted() {
         .inject(&mut cluster, FaultKind::Stop, &Target::Member(1))
         .await
         .unwrap();
-    let (c, _, _) = verify::check_keys_readable(&cluster, 1024).await;
+    let c = verify::check_keys_readable(&cluster, 1024).await.check;
     assert!(!c.passed, "a stopped member's keys are not readable: {c:?}");
 }
 
@@ -291,7 +297,7 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
     cluster.destroy().await.unwrap();
 
     let run = etcd_drill::docker::new_run_id();
-    let r = verify_snapshot(&docker, &good, 3, "3.5", false, &run)
+    let r = verify_snapshot(&docker, &VerifyRequest::file(&good, 3, "3.5", &run))
         .await
         .unwrap();
     assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.checks);
@@ -326,7 +332,7 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
         (db.clone(), "--skip-hash-check"),
     ];
     for (path, why) in &cases {
-        let err = verify_snapshot(&docker, path, 1, "3.5", false, &run)
+        let err = verify_snapshot(&docker, &VerifyRequest::file(path, 1, "3.5", &run))
             .await
             .expect_err("refused");
         assert!(matches!(err, Error::BadSnapshot { .. }), "{err:?}");
@@ -339,12 +345,14 @@ async fn verify_snapshot_accepts_an_etcdctl_snapshot_and_refuses_every_bad_kind(
     assert!(left.is_empty(), "{left:?}");
 
     // The data-dir copy is accepted when the user says so, and it restores.
-    let r = verify_snapshot(&docker, &db, 1, "3.5", true, &run)
-        .await
-        .unwrap();
+    let skip = |p: &Path| VerifyRequest {
+        skip_hash_check: true,
+        ..VerifyRequest::file(p, 1, "3.5", &run)
+    };
+    let r = verify_snapshot(&docker, &skip(&db)).await.unwrap();
     assert_eq!(r.verdict, Verdict::Pass, "{:#?}", r.checks);
     // Garbage stays garbage even with --skip-hash-check: etcdutl cannot read it.
-    let err = verify_snapshot(&docker, &cases[3].0, 1, "3.5", true, &run)
+    let err = verify_snapshot(&docker, &skip(&cases[3].0))
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("snapshot status"), "{err}");

@@ -7,10 +7,11 @@ mod common;
 use std::path::Path;
 
 /// The scenarios this file tests; a new file in scenarios/ must be added here.
-const SHIPPED: [&str; 6] = [
+const SHIPPED: [&str; 7] = [
     "fault-tolerance-table",
     "quorum-loss-5",
     "rolling-faults-7",
+    "seed-etcdctl-tls-backup-command",
     "seed-etcdctl-tls-restore",
     "seed-rke-replace-node",
     "total-loss-9",
@@ -53,6 +54,7 @@ shipped! {
     scenario_fault_tolerance_table_passes => "fault-tolerance-table",
     scenario_quorum_loss_5_passes => "quorum-loss-5",
     scenario_rolling_faults_7_passes => "rolling-faults-7",
+    scenario_seed_etcdctl_tls_backup_command_passes => "seed-etcdctl-tls-backup-command",
     scenario_seed_etcdctl_tls_restore_passes => "seed-etcdctl-tls-restore",
     scenario_seed_rke_replace_node_passes => "seed-rke-replace-node",
     scenario_total_loss_9_passes => "total-loss-9",

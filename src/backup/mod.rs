@@ -5,4 +5,5 @@ pub mod dataset;
 pub mod ledger;
 pub mod record;
 pub mod snapshot;
+pub mod source;
 pub mod verify;

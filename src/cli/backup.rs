@@ -1,7 +1,7 @@
 //! `restore-drill` and `verify-snapshot`: the restore path on data etcd-drill wrote, and on
 //! a snapshot made anywhere.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -11,8 +11,11 @@ use crate::cluster::{self, image};
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::model::backup::Disaster;
+use crate::model::expect::{Expectations, parse_duration};
 use crate::model::report::Verdict;
+use crate::model::source::Source;
 use crate::procedures::restore_drill::RestoreDrillOptions;
+use crate::procedures::verify_snapshot::{self, VerifyRequest};
 
 #[derive(Debug, Args)]
 pub struct RestoreDrillArgs {
@@ -48,7 +51,11 @@ pub struct RestoreDrillArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifySnapshotArgs {
-    pub file: PathBuf,
+    /// The backup: a snapshot file; a directory (its newest snapshot, by the timestamp in
+    /// the name, else modification time); or s3://bucket/key, s3://bucket/prefix/ for the
+    /// newest object under it (AWS_* environment variables; AWS_ENDPOINT_URL for
+    /// S3-compatible servers). gzip and zip are unpacked.
+    pub source: String,
     #[arg(long, default_value_t = 3)]
     pub members: usize,
     #[arg(long, default_value = image::DEFAULT_VERSION)]
@@ -56,6 +63,28 @@ pub struct VerifySnapshotArgs {
     /// Accept a `db` file copied from a data dir (no sha256 trailer).
     #[arg(long)]
     pub skip_hash_check: bool,
+    /// Fail unless the snapshot holds at least N keys (1 or more).
+    #[arg(long)]
+    pub min_keys: Option<usize>,
+    /// Fail unless at least one key is under this prefix (repeatable).
+    #[arg(long)]
+    pub require_prefix: Vec<String>,
+    /// Fail unless this key is present (repeatable).
+    #[arg(long)]
+    pub require_key: Vec<String>,
+    /// Fail if the backup is older than this (e.g. 26h, 90m, 2d): from the timestamp in its
+    /// name, else its modification time.
+    #[arg(long)]
+    pub max_age: Option<String>,
+    /// A report.json of an earlier verification: fail if this backup's revision is behind it.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+    /// Run the restored members with this quota instead of one sized from the snapshot.
+    #[arg(long)]
+    pub quota_backend_bytes: Option<u64>,
+    /// Also write report.json, summary.md, junit.xml, report.html and metrics.prom here.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -94,47 +123,100 @@ pub(super) async fn restore_drill(args: RestoreDrillArgs, run_id: String) -> Res
     })
 }
 
+/// Everything the user asks of the backup, checked before anything runs.
+fn request(args: &VerifySnapshotArgs, run_id: String) -> Result<VerifyRequest> {
+    if args.min_keys == Some(0) {
+        return Err(Error::InvalidInput(
+            "--min-keys 0 expects nothing; pass the number of keys the backup must hold at least"
+                .into(),
+        ));
+    }
+    if let Some(q) = args.quota_backend_bytes
+        && q < 1 << 20
+    {
+        return Err(Error::InvalidInput(format!(
+            "--quota-backend-bytes {q}: etcd needs at least 1 MiB (1048576); pass the quota your members run with"
+        )));
+    }
+    let expect = Expectations {
+        min_keys: args.min_keys,
+        require_prefix: args.require_prefix.clone(),
+        require_key: args.require_key.clone(),
+        max_age_s: args.max_age.as_deref().map(parse_duration).transpose()?,
+        previous_revision: args
+            .previous
+            .as_deref()
+            .map(previous_revision)
+            .transpose()?,
+    };
+    Ok(VerifyRequest {
+        source: Source::parse(&args.source)?,
+        members: args.members,
+        version: args.version.clone(),
+        skip_hash_check: args.skip_hash_check,
+        run_id,
+        expect,
+        quota_backend_bytes: args.quota_backend_bytes,
+    })
+}
+
+/// The revision of an earlier verification: its `report.json` (`backup.revision`) or its
+/// `--json` output (`status.revision`).
+fn previous_revision(path: &Path) -> Result<i64> {
+    let file = if path.is_dir() {
+        path.join("report.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).map_err(Error::io("reading the previous report", &file))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::InvalidInput(format!(
+            "--previous {}: not JSON ({e}); pass the report.json of an earlier verify-snapshot",
+            file.display()
+        ))
+    })?;
+    v.pointer("/backup/revision")
+        .or_else(|| v.pointer("/status/revision"))
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "--previous {}: no backup revision in it; pass the report.json of an earlier verify-snapshot",
+                file.display()
+            ))
+        })
+}
+
 pub(super) async fn verify_snapshot(args: VerifySnapshotArgs, run_id: String) -> Result<Outcome> {
-    cluster::validate_size(args.members)?;
-    image::Line::parse(&args.version)?;
-    // The file is checked before Docker is even asked for.
-    crate::backup::snapshot::check_file(&args.file, args.skip_hash_check)?;
+    let req = request(&args, run_id)?;
+    if let Some(dir) = &args.report_dir {
+        super::drill::check_report_dir(dir)?;
+    }
+    let started_at_ms = now_ms();
+    // The source is fetched and the file checked before Docker is even asked for.
+    let prepared = verify_snapshot::prepare(&req).await?;
     let docker = docker::connect().await?;
-    let r = crate::procedures::verify_snapshot::verify_snapshot(
-        &docker,
-        &args.file,
-        args.members,
-        &args.version,
-        args.skip_hash_check,
-        &run_id,
-    )
-    .await?;
+    let r = verify_snapshot::verify_prepared(&docker, &req, prepared).await?;
+    if let Some(dir) = &args.report_dir {
+        let report = r.to_drill_report(started_at_ms, now_ms());
+        let out = crate::drill::write_reports(dir, &report, 1)?;
+        eprintln!("reports written to {}", out.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
-        println!(
-            "{}: {} — {} bytes, revision {}, {} keys; restored into {} members (etcd {}) in {:.2}s",
-            r.file.path.display(),
-            r.verdict.as_str().to_uppercase(),
-            r.file.size,
-            r.status.revision,
-            r.keys,
-            r.members,
-            r.etcd_version,
-            r.restore_s
-        );
-        for c in &r.checks {
-            println!(
-                "  [{}] {}: {}",
-                if c.passed { "ok" } else { "FAIL" },
-                c.name,
-                c.detail
-            );
-        }
+        print!("{}", crate::render::snapshot_check_text(&r));
     }
     Ok(if r.verdict == Verdict::Pass {
         Outcome::Ok
     } else {
         Outcome::VerdictFailed
     })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

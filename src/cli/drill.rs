@@ -48,7 +48,8 @@ pub(super) async fn drill(
     // A missing image is the environment's fault, not a failed drill: refuse up front
     // (exit 2, naming the command that builds it) rather than report a run that never began.
     for l in &loaded {
-        crate::cluster::image::resolve(&docker, l.scenario.cluster.version.get_ref()).await?;
+        let c = &l.scenario.cluster;
+        crate::cluster::image::for_spec(&docker, c.version.get_ref(), c.image.as_deref()).await?;
     }
     let opts = crate::drill::DrillOptions {
         seed: args.seed,
@@ -83,7 +84,7 @@ pub(super) async fn drill(
 }
 
 /// `--report-dir` must exist or be creatable, and be writable, before anything starts.
-fn check_report_dir(dir: &Path) -> Result<()> {
+pub(super) fn check_report_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::InvalidInput(format!(
             "--report-dir {}: cannot create it ({e}); pass a directory you can write to",

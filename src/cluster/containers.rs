@@ -47,7 +47,7 @@ impl Cluster {
     /// tears down the objects labelled with the cluster name *and* this run, nothing else.
     pub async fn create(docker: &Docker, spec: ClusterSpec) -> Result<Cluster> {
         spec.validate()?;
-        let image = image::resolve(docker, &spec.version).await?;
+        let image = image::for_spec(docker, &spec.version, spec.image.as_deref()).await?;
         let network = format!("{}-net", spec.name);
         let token = format!("{}-{:08x}", spec.name, rand::random::<u32>());
         // Owns nothing until its network is created.
@@ -135,6 +135,7 @@ impl Cluster {
                 "--peer-client-cert-auth".to_string(),
             ]);
         }
+        a.extend(self.spec.etcd_args.iter().cloned());
         a
     }
 

@@ -317,6 +317,41 @@ async fn run_etcd_version(docker: &Docker, image: &str) -> Result<OneShotOutput>
         .await
 }
 
+/// A user's own local etcd image (`[cluster] image`), used as it is: present (never
+/// pulled), running `/usr/local/bin/etcd --version` of a supported line. Unlike
+/// `image build --image`, nothing is tagged.
+pub async fn user_image(docker: &Docker, reference: &str) -> Result<EtcdImage> {
+    match docker.inspect_image(reference).await {
+        Err(e) if docker::is_not_found(&e) => {
+            return Err(Error::InvalidInput(format!(
+                "image {reference} is not present locally (this harness never pulls); load it with `docker load` or `docker pull` it first"
+            )));
+        }
+        Err(e) => return Err(Error::docker(format!("inspecting {reference}"))(e)),
+        Ok(_) => {}
+    }
+    let out = run_etcd_version(docker, reference).await?;
+    let version = parse_version_output(&out.output).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{reference} does not run {BIN_DIR}/etcd --version: {}; etcd-drill needs etcd, etcdctl and etcdutl in {BIN_DIR}",
+            out.output.trim()
+        ))
+    })?;
+    Line::parse(&version)?;
+    Ok(EtcdImage {
+        tag: reference.to_string(),
+        version,
+    })
+}
+
+/// The image a spec asks for: the user's own, or etcd-drill's for the version.
+pub async fn for_spec(docker: &Docker, version: &str, own: Option<&str>) -> Result<EtcdImage> {
+    match own {
+        Some(reference) => user_image(docker, reference).await,
+        None => resolve(docker, version).await,
+    }
+}
+
 /// A scratch image with a missing library only fails when run, so run it once now.
 async fn verify_runs(docker: &Docker, image: &EtcdImage) -> Result<()> {
     let out = run_etcd_version(docker, &image.tag).await?;

@@ -15,6 +15,7 @@ mod reconfig;
 mod spec;
 mod state;
 pub mod tls;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -48,6 +48,11 @@ pub struct ClusterSpec {
     pub run_id: String,
     pub start_timeout: Duration,
     pub start_order: StartOrder,
+    /// The user's own etcd flags (`--quota-backend-bytes=…`), after the harness's; checked
+    /// by [`crate::model::etcd::check_etcd_args`].
+    pub etcd_args: Vec<String>,
+    /// The user's own local etcd image, instead of etcd-drill's for `version`.
+    pub image: Option<String>,
 }
 
 impl ClusterSpec {
@@ -60,6 +65,8 @@ impl ClusterSpec {
             run_id: docker::new_run_id(),
             start_timeout: Duration::from_secs(60),
             start_order: StartOrder::FirstThenRest,
+            etcd_args: vec![],
+            image: None,
         }
     }
 
@@ -69,6 +76,7 @@ impl ClusterSpec {
         validate_size(self.size)?;
         validate_name(&self.name)?;
         image::Line::parse(&self.version)?;
+        crate::model::etcd::check_etcd_args(&self.etcd_args)?;
         Ok(())
     }
 }

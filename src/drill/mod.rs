@@ -3,6 +3,7 @@
 //! drill goes on; an error (Docker, etcd refusing a step) stops the steps, and the run is
 //! still torn down and reported.
 
+mod exec;
 mod gates;
 mod monitor;
 mod progress;
@@ -134,6 +135,7 @@ async fn run_once(
         table: found.table,
         verdict,
         error,
+        backup: None,
     }
 }
 

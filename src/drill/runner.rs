@@ -109,6 +109,8 @@ impl<'a> Runner<'a> {
             spec.version = self.s.cluster.version.get_ref().clone();
             spec.tls = self.s.cluster.tls;
             spec.run_id = self.opts.run_id.clone();
+            spec.etcd_args = self.s.cluster.etcd_args.get_ref().clone();
+            spec.image = self.s.cluster.image.clone();
             spec.name = format!(
                 "drill-{}-{:04x}",
                 short(&self.s.name),

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::exec;
 use super::gates::{Expectation, judge_expectation};
 use super::monitor::WriteMonitor;
 use super::runner::{Restored, Runner, Snap, need};
@@ -10,9 +11,11 @@ use crate::backup::dataset;
 use crate::backup::ledger::HARNESS_PREFIX;
 use crate::backup::record::record_backup;
 use crate::backup::snapshot::{self, RestoreOptions};
+use crate::backup::source::local_newest;
 use crate::backup::verify::{self, Expected};
 use crate::chaos::observe::{self, ObserveOptions};
 use crate::cluster::MemberState;
+use crate::cluster::tools::host_tools;
 use crate::error::{Error, Result};
 use crate::model::fault::{FaultKind, Target};
 use crate::model::report::{Check, ProbeRecord, Rpo, RtoPhase, SnapshotRecord, TableRow};
@@ -26,7 +29,20 @@ impl Runner<'_> {
     pub(super) async fn step(&mut self, i: usize, step: &Step) -> Result<String> {
         match step {
             Step::Load { keys } => self.load(keys.unwrap_or(self.dataset.keys)).await,
-            Step::Snapshot { name, from } => self.snapshot(name.clone(), from.as_deref()).await,
+            Step::Snapshot {
+                name,
+                command: Some(command),
+                timeout_s,
+                ..
+            } => {
+                let t = timeout_s.unwrap_or(exec::DEFAULT_TIMEOUT_S);
+                self.snapshot_by_command(i, name.clone(), command, t).await
+            }
+            Step::Snapshot { name, from, .. } => self.snapshot(name.clone(), from.as_deref()).await,
+            Step::Exec { command, timeout_s } => {
+                let t = timeout_s.unwrap_or(exec::DEFAULT_TIMEOUT_S);
+                self.exec(i, command, t).await
+            }
             Step::Fault { fault, target } => {
                 let target: Target = target.as_deref().unwrap_or("random").parse()?;
                 let hit = self.fault(*fault, &target).await?;
@@ -122,6 +138,75 @@ impl Runner<'_> {
             backup,
             cluster_id,
         });
+        Ok(detail)
+    }
+
+    /// The user's backup command, then the file it wrote, recorded as a snapshot like any.
+    async fn snapshot_by_command(
+        &mut self,
+        i: usize,
+        name: Option<String>,
+        command: &str,
+        timeout_s: f64,
+    ) -> Result<String> {
+        let c = &*need(&mut self.cluster, "snapshot")?;
+        let dir = exec::snapshot_dir_for(c, i)?;
+        let tools = host_tools(c.docker(), &c.image, c.labels(&[])).await?;
+        let env = exec::environment(c, &tools, &dir, exec::Endpoints::One);
+        let ran = exec::run(command, &env, timeout_s).await?;
+        if !ran.ok() {
+            return Err(Error::Failed(format!(
+                "the backup command failed: {}",
+                ran.detail(timeout_s)
+            )));
+        }
+        let (path, _) = local_newest(&dir, &dir.display().to_string()).map_err(|e| {
+            Error::Failed(format!(
+                "the backup command succeeded but left no snapshot in $ETCD_DRILL_SNAPSHOT_DIR ({}): {e}",
+                dir.display()
+            ))
+        })?;
+        let (file, _) = crate::backup::record::check_snapshot(&path, false).await?;
+        let backup = record_backup(c, file, false, self.ledger.era()).await?;
+        let cluster_id = cluster_id(c).await?;
+        let name = name.unwrap_or_else(|| format!("snapshot-{}", self.snaps.len() + 1));
+        let detail = format!(
+            "{} written by the backup command in {:.2}s: revision {}, {} bytes",
+            backup.file.file_name(),
+            ran.seconds,
+            backup.status.revision,
+            backup.file.size
+        );
+        let record = SnapshotRecord {
+            name,
+            file: backup.file.file_name(),
+            revision: backup.status.revision,
+            size: backup.file.size,
+            sha256: backup.file.sha256.clone(),
+            member: "backup command".into(),
+            at_s: self.at(),
+        };
+        self.snaps.push(Snap {
+            record,
+            backup,
+            cluster_id,
+        });
+        Ok(detail)
+    }
+
+    /// A command of the user's, on the host, against this cluster: its exit code is a check.
+    async fn exec(&mut self, i: usize, command: &str, timeout_s: f64) -> Result<String> {
+        let c = self.cluster().await?;
+        let dir = c.run_dir.join("snapshots");
+        std::fs::create_dir_all(&dir)
+            .map_err(Error::io("creating the snapshot directory", &dir))?;
+        let tools = host_tools(c.docker(), &c.image, c.labels(&[])).await?;
+        let env = exec::environment(c, &tools, &dir, exec::Endpoints::All);
+        let ran = exec::run(command, &env, timeout_s).await?;
+        let detail = ran.detail(timeout_s);
+        let mut check = Check::new("exec", ran.ok(), detail.clone());
+        check.seconds = Some(ran.seconds);
+        self.check(i, check);
         Ok(detail)
     }
 

@@ -6,8 +6,13 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::Invalid;
+use super::expect::BackupFacts;
 use super::fault::FaultEvent;
-use super::report::{Check, PhaseRecord, Verdict};
+use super::report::{
+    Check, CheckRecord, DrillReport, PhaseRecord, REPORT_SCHEMA_VERSION, Rto, SnapshotRecord,
+    StepRecord, Verdict,
+};
+use super::scenario::StepKind;
 
 /// A snapshot file on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,4 +132,109 @@ pub struct SnapshotCheckReport {
     pub keys: usize,
     pub restore_s: f64,
     pub checks: Vec<Check>,
+    /// The image the throwaway cluster ran.
+    pub image: String,
+    /// The restore's phases, as every restore reports them, then `verified`.
+    pub phases: Vec<PhaseRecord>,
+    /// Where the backup came from and what it holds.
+    pub backup: BackupFacts,
+}
+
+impl SnapshotCheckReport {
+    /// The scenario name verify-snapshot reports carry (so `report compare` pairs them).
+    pub const SCENARIO: &'static str = "verify-snapshot";
+
+    /// The same verification as a drill report, so every report file and `report compare`
+    /// work on it: a restore step and a verify step, the restore's phases as the RTO.
+    pub fn to_drill_report(&self, started_at_ms: u64, finished_at_ms: u64) -> DrillReport {
+        let total_s = finished_at_ms.saturating_sub(started_at_ms) as f64 / 1000.0;
+        let verify_s: f64 = self
+            .phases
+            .iter()
+            .filter(|p| p.name == super::report::RtoPhase::Verified)
+            .map(|p| p.seconds)
+            .sum();
+        let source = &self.backup.origin.source;
+        let step = |index, kind, title: String, start_s, seconds, detail: String| StepRecord {
+            index,
+            kind,
+            title,
+            start_s,
+            seconds,
+            ok: index == 1 || self.checks.iter().all(|c| c.passed),
+            detail,
+        };
+        let restore_detail = format!(
+            "{} ({} bytes, revision {}) restored into {} members",
+            self.backup.origin.object, self.file.size, self.status.revision, self.members
+        );
+        let failed = self.checks.iter().filter(|c| !c.passed).count();
+        let verify_detail = format!(
+            "{} keys; {} checks, {failed} failed",
+            self.keys,
+            self.checks.len()
+        );
+        let restore_start = (total_s - self.restore_s - verify_s).max(0.0);
+        DrillReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            scenario: Self::SCENARIO.into(),
+            description: format!("verify-snapshot {source}"),
+            file: source.clone(),
+            seed: 0,
+            repetition: 1,
+            etcd_version: self.etcd_version.clone(),
+            image: self.image.clone(),
+            cluster_size: self.members,
+            tls: false,
+            started_at_ms,
+            finished_at_ms,
+            steps: vec![
+                step(
+                    1,
+                    StepKind::Restore,
+                    format!("restore {}", self.backup.origin.object),
+                    restore_start,
+                    self.restore_s,
+                    restore_detail,
+                ),
+                step(
+                    2,
+                    StepKind::Verify,
+                    "verify".into(),
+                    restore_start + self.restore_s,
+                    verify_s,
+                    verify_detail,
+                ),
+            ],
+            fault_events: vec![],
+            probes: vec![],
+            snapshots: vec![SnapshotRecord {
+                name: "backup".into(),
+                file: self.file.file_name(),
+                revision: self.status.revision,
+                size: self.file.size,
+                sha256: self.file.sha256.clone(),
+                member: String::new(),
+                at_s: 0.0,
+            }],
+            rto: Some(Rto {
+                total_s: self.phases.iter().map(|p| p.seconds).sum(),
+                phases: self.phases.clone(),
+            }),
+            rpo: None,
+            checks: self
+                .checks
+                .iter()
+                .map(|c| CheckRecord {
+                    step: 2,
+                    check: c.clone(),
+                })
+                .collect(),
+            gates: vec![],
+            table: None,
+            verdict: self.verdict,
+            error: None,
+            backup: Some(self.backup.clone()),
+        }
+    }
 }

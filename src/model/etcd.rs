@@ -50,6 +50,47 @@ pub fn validate_size(size: usize) -> Result<(), Invalid> {
     }
 }
 
+/// Flags the harness sets itself on every member: a user's value would break the cluster
+/// (names, URLs, data dir, bootstrap) or the harness's way of reaching it (TLS, logger).
+const HARNESS_FLAGS: [&str; 15] = [
+    "--name",
+    "--data-dir",
+    "--wal-dir",
+    "--listen-client-urls",
+    "--listen-peer-urls",
+    "--advertise-client-urls",
+    "--initial-advertise-peer-urls",
+    "--initial-cluster",
+    "--initial-cluster-token",
+    "--initial-cluster-state",
+    "--logger",
+    "--cert-file",
+    "--key-file",
+    "--trusted-ca-file",
+    "--client-cert-auth",
+];
+
+/// A user's etcd flags: each `--flag` or `--flag=value`, none the harness owns.
+pub fn check_etcd_args(args: &[String]) -> Result<(), Invalid> {
+    for a in args {
+        let flag = a.split('=').next().unwrap_or(a);
+        if !flag.starts_with("--") || flag.len() < 3 {
+            return Err(Invalid::Input(format!(
+                "etcd flag {a:?} is not of the form --flag=value"
+            )));
+        }
+        let owned = HARNESS_FLAGS.contains(&flag)
+            || flag.starts_with("--peer-")
+            || flag.starts_with("--initial-");
+        if owned {
+            return Err(Invalid::Input(format!(
+                "etcd flag {flag} is set by etcd-drill on every member (names, URLs, data dir, TLS); drop it from etcd_args"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `etcd-<i>`, i >= 1: the member names the harness gives and accepts.
 pub fn member_index(name: &str) -> Option<usize> {
     name.strip_prefix("etcd-")
@@ -60,6 +101,27 @@ pub fn member_index(name: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_users_etcd_flags_are_taken_and_the_harnesss_own_refused() {
+        let ok = |a: &[&str]| check_etcd_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        ok(&[
+            "--quota-backend-bytes=8589934592",
+            "--auto-compaction-retention=1",
+        ])
+        .unwrap();
+        for bad in [
+            "--data-dir=/x",
+            "--name=a",
+            "--initial-cluster-state=new",
+            "--peer-cert-file=x",
+            "quota=1",
+            "--",
+        ] {
+            let e = ok(&[bad]).unwrap_err().to_string();
+            assert!(e.starts_with("invalid input: etcd flag"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn member_names_are_etcd_dash_a_positive_index() {

@@ -5,10 +5,12 @@
 pub mod backup;
 pub mod compare;
 pub mod etcd;
+pub mod expect;
 pub mod fault;
 pub mod observation;
 pub mod report;
 pub mod scenario;
+pub mod source;
 pub mod table;
 mod validate;
 

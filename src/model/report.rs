@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::expect::BackupFacts;
 use super::fault::{FaultKind, Role};
 use super::scenario::StepKind;
 
@@ -217,6 +218,9 @@ pub struct DrillReport {
     pub verdict: Verdict,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
+    /// For a verification of a user's backup: where it came from and what it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupFacts>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -56,6 +56,20 @@ pub struct ClusterSection {
     pub version: Spanned<String>,
     #[serde(default)]
     pub tls: bool,
+    /// Your own etcd flags for every member and the restored cluster, e.g.
+    /// `["--quota-backend-bytes=8589934592", "--auto-compaction-retention=1"]`; flags the
+    /// harness sets (names, URLs, data dir, bootstrap, TLS files) are refused.
+    #[serde(default = "no_args")]
+    #[schemars(with = "Vec<String>")]
+    pub etcd_args: Spanned<Vec<String>>,
+    /// Your own local etcd image (binaries in /usr/local/bin) instead of etcd-drill's;
+    /// never pulled.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+fn no_args() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, vec![])
 }
 
 fn default_version() -> Spanned<String> {
@@ -112,9 +126,13 @@ pub enum Step {
     /// Write the next `keys` keys of the dataset (default: dataset.keys).
     Load { keys: Option<usize> },
     /// Save a snapshot through the Maintenance API from `from` (a target; default: a follower).
+    /// With `command`, your backup command runs on the host instead (see `exec`) and the
+    /// file it writes into `$ETCD_DRILL_SNAPSHOT_DIR` is the snapshot.
     Snapshot {
         name: Option<String>,
         from: Option<String>,
+        command: Option<String>,
+        timeout_s: Option<f64>,
     },
     /// Inject a fault: permanent, kill, stop, restart, pause, unpause, partition, heal, wipe-data.
     /// `target`: leader, follower, random, member:<i>, count:<k> (default random).
@@ -149,6 +167,15 @@ pub enum Step {
     Verify {},
     /// Fill the fault-tolerance table for `sizes` (default 1-9) in clusters of its own.
     QuorumTable { sizes: Option<String> },
+    /// Run a shell command on the host against the drill's cluster, with the environment
+    /// etcdctl reads (`ETCDCTL_API`, `ETCDCTL_ENDPOINTS`, `ETCDCTL_CACERT`/`CERT`/`KEY`),
+    /// `ETCD_DRILL_ENDPOINT` (one member), `ETCD_DRILL_SNAPSHOT_DIR`, and the image's
+    /// `etcdctl`/`etcdutl` first on `PATH`. Exit code and output tail are a check.
+    Exec {
+        command: String,
+        /// Seconds before it is killed (default 120).
+        timeout_s: Option<f64>,
+    },
 }
 
 impl Step {
@@ -164,6 +191,7 @@ impl Step {
             Step::ReplaceMember { .. } => StepKind::ReplaceMember,
             Step::Verify {} => StepKind::Verify,
             Step::QuorumTable { .. } => StepKind::QuorumTable,
+            Step::Exec { .. } => StepKind::Exec,
         }
     }
 
@@ -198,7 +226,17 @@ impl Step {
             Step::QuorumTable { sizes } => {
                 format!("quorum table {}", sizes.as_deref().unwrap_or("1-9"))
             }
+            Step::Exec { command, .. } => format!("exec {}", first_line(command)),
         }
+    }
+}
+
+/// A command's first line, cut short for titles.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    match line.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
     }
 }
 
@@ -216,6 +254,7 @@ pub enum StepKind {
     ReplaceMember,
     Verify,
     QuorumTable,
+    Exec,
 }
 
 impl StepKind {
@@ -231,6 +270,7 @@ impl StepKind {
             StepKind::ReplaceMember => "replace-member",
             StepKind::Verify => "verify",
             StepKind::QuorumTable => "quorum-table",
+            StepKind::Exec => "exec",
         }
     }
 }

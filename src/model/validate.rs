@@ -6,7 +6,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::Invalid;
-use super::etcd::{Line, MAX_SIZE, MIN_SIZE, member_index};
+use super::etcd::{Line, MAX_SIZE, MIN_SIZE, check_etcd_args, member_index};
 use super::fault::Target;
 use super::report::RtoPhase;
 use super::scenario::{MIN_WINDOW_MS, Scenario, Step};
@@ -66,6 +66,11 @@ fn check_header(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
     if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
         let problem = format!("{size} is out of range");
         return Err(at.invalid(s.cluster.size.span(), "cluster.size", &problem, "1 to 9"));
+    }
+    if let Err(e) = check_etcd_args(s.cluster.etcd_args.get_ref()) {
+        let span = s.cluster.etcd_args.span();
+        let allowed = "your own flags (--quota-backend-bytes=…, --auto-compaction-retention=…), not the harness's";
+        return Err(at.invalid(span, "cluster.etcd_args", &message(&e), allowed));
     }
     if let Err(e) = Line::parse(s.cluster.version.get_ref()) {
         let span = s.cluster.version.span();
@@ -167,13 +172,29 @@ fn check_step(
             Err(at.bad(".seconds", &problem, "a number of seconds >= 0"))
         }
         Step::Expect { .. } => check_expect(at, step, roster.members),
-        Step::Snapshot { name, from } => {
+        Step::Snapshot {
+            name,
+            from,
+            command,
+            timeout_s,
+        } => {
             if let Some(t) = from {
                 check_target(at, ".from", t, roster)?;
             }
+            if from.is_some() && command.is_some() {
+                let problem =
+                    "from and command both given: a backup command chooses its own endpoint";
+                return Err(at.bad(
+                    "",
+                    problem,
+                    "one of from (etcd-drill saves the snapshot) or command (yours does)",
+                ));
+            }
+            check_command(at, command.as_deref(), *timeout_s)?;
             roster.snapshots.push(name.clone());
             Ok(())
         }
+        Step::Exec { command, timeout_s } => check_command(at, Some(command), *timeout_s),
         Step::Fault {
             target: Some(t), ..
         } => check_target(at, ".target", t, roster),
@@ -209,6 +230,23 @@ fn check_step(
         },
         _ => Ok(()),
     }
+}
+
+fn check_command(
+    at: &StepAt<'_>,
+    command: Option<&str>,
+    timeout_s: Option<f64>,
+) -> Result<(), Invalid> {
+    if command.is_some_and(|c| c.trim().is_empty()) {
+        return Err(at.bad(".command", "an empty command", "a shell command line"));
+    }
+    if let Some(t) = timeout_s
+        && !(t.is_finite() && t > 0.0)
+    {
+        let problem = format!("{t} is not a timeout");
+        return Err(at.bad(".timeout_s", &problem, "a number of seconds > 0"));
+    }
+    Ok(())
 }
 
 fn check_expect(at: &StepAt<'_>, step: &Step, members: usize) -> Result<(), Invalid> {

@@ -233,6 +233,7 @@ pub(crate) fn fixture() -> DrillReport {
         table: None,
         verdict: word("fail"),
         error: None,
+        backup: None,
     }
 }
 

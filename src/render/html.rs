@@ -10,6 +10,7 @@ use super::{
     fault_table_max_k, gate, gate_actual, gate_value, human_bytes, limit_cell, phase_gate,
     run_seconds, sha_prefix, utc, verdict_word,
 };
+use crate::model::expect::BackupFacts;
 use crate::model::report::{DrillReport, Gate, Rto, TableRow};
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#24292f}
@@ -100,6 +101,9 @@ pub fn report_html(r: &DrillReport) -> String {
     let mut h = String::new();
     head(&mut h, r);
     facts_section(&mut h, r);
+    if let Some(b) = &r.backup {
+        backup_section(&mut h, b);
+    }
     gates_section(&mut h, r);
     timeline_section(&mut h, r);
     rto_section(&mut h, r);
@@ -113,6 +117,52 @@ pub fn report_html(r: &DrillReport) -> String {
     }
     h.push_str("</body>\n</html>\n");
     h
+}
+
+/// A user's backup: source, what it holds, keys per prefix, what was passed over.
+fn backup_section(h: &mut String, b: &BackupFacts) {
+    h.push_str("<h2>Backup</h2>\n");
+    if b.keys == 0 {
+        h.push_str("<p class=\"bad\"><strong>0 keys: the snapshot is empty.</strong> It restores, but there is nothing in it.</p>\n");
+    }
+    let age = b
+        .age_s
+        .map(|a| format!("{:.1} h", a / 3600.0))
+        .unwrap_or_else(|| "unknown".into());
+    h.push_str("<table><tbody>\n");
+    for (k, v) in [
+        ("source", b.origin.source.clone()),
+        ("object", b.origin.object.clone()),
+        ("packed", b.origin.packing.as_str().to_string()),
+        ("size", human_bytes(b.size)),
+        ("sha256", b.sha256.clone()),
+        ("revision", b.revision.to_string()),
+        ("keys", b.keys.to_string()),
+        ("age", age),
+        ("quota", human_bytes(b.quota_backend_bytes)),
+    ] {
+        let _ = writeln!(h, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    h.push_str("</tbody></table>\n");
+    if !b.keys_per_prefix.is_empty() {
+        h.push_str("<table><thead><tr><th>prefix</th><th>keys</th></tr></thead><tbody>\n");
+        for (p, n) in &b.keys_per_prefix {
+            let _ = writeln!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"num\">{n}</td></tr>",
+                esc(p)
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    for k in &b.origin.skipped {
+        let _ = writeln!(
+            h,
+            "<p>passed over <code>{}</code>: {}</p>",
+            esc(&k.name),
+            esc(&k.reason)
+        );
+    }
 }
 
 /// The document head, the verdict as a heading, the description and the error.

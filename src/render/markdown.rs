@@ -6,6 +6,7 @@ use super::{
     fault_table_max_k, gate, gate_actual, gate_value, human_bytes, limit_cell, mark, num, one_line,
     phase_gate, run_seconds, sha_prefix, utc, verdict_word,
 };
+use crate::model::expect::{BackupFacts, QuotaFrom};
 use crate::model::report::{DrillReport, Gate, Rto, TableRow};
 
 /// Text safe in Markdown, including table cells: punctuation that Markdown or HTML would
@@ -81,6 +82,9 @@ pub fn summary_md(r: &DrillReport) -> String {
     if let Some(err) = &r.error {
         error_block(&mut s, err);
     }
+    if let Some(b) = &r.backup {
+        backup_section(&mut s, b);
+    }
     rto_section(&mut s, r);
     rpo_section(&mut s, r);
     gates_section(&mut s, r);
@@ -93,6 +97,55 @@ pub fn summary_md(r: &DrillReport) -> String {
     }
     steps_section(&mut s, r);
     s
+}
+
+/// A user's backup: where it came from, what it holds, and what was passed over.
+fn backup_section(s: &mut String, b: &BackupFacts) {
+    s.push_str("### Backup\n\n");
+    if b.keys == 0 {
+        s.push_str(
+            "**0 keys: the snapshot is empty.** It restores, but there is nothing in it.\n\n",
+        );
+    }
+    let age = b
+        .age_s
+        .map(|a| format!("{:.1} h", a / 3600.0))
+        .unwrap_or_else(|| "unknown".into());
+    let quota = match b.quota_from {
+        QuotaFrom::Snapshot => "sized from the snapshot",
+        QuotaFrom::User => "--quota-backend-bytes",
+    };
+    s.push_str("| | |\n| --- | --- |\n");
+    for (k, v) in [
+        ("source", md_code(&b.origin.source)),
+        ("object", md_code(&b.origin.object)),
+        ("packed", b.origin.packing.as_str().to_string()),
+        ("size", human_bytes(b.size)),
+        ("sha256", md_code(&b.sha256)),
+        ("revision", b.revision.to_string()),
+        ("keys", b.keys.to_string()),
+        ("age", age),
+        (
+            "quota",
+            format!("{} ({quota})", human_bytes(b.quota_backend_bytes)),
+        ),
+    ] {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+    s.push('\n');
+    if !b.keys_per_prefix.is_empty() {
+        s.push_str("| prefix | keys |\n| --- | ---: |\n");
+        for (p, n) in &b.keys_per_prefix {
+            let _ = writeln!(s, "| {} | {n} |", md_code(p));
+        }
+        s.push('\n');
+    }
+    for k in &b.origin.skipped {
+        let _ = writeln!(s, "- passed over {}: {}", md_code(&k.name), md(&k.reason));
+    }
+    if !b.origin.skipped.is_empty() {
+        s.push('\n');
+    }
 }
 
 /// Verdict, description and the run's facts on one line.

@@ -17,7 +17,7 @@ pub use html::report_html;
 pub use junit::junit_xml;
 pub use markdown::summary_md;
 pub use prom::metrics_prom;
-pub use text::{comparison_text, render_table, restore_drill_text};
+pub use text::{comparison_text, render_table, restore_drill_text, snapshot_check_text};
 
 use crate::model::report::{DrillReport, Gate, GateResult, RtoPhase, TableRow};
 

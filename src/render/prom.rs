@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::model::compare::merged_phases;
-use crate::model::report::{DrillReport, Gate, GateResult, Rpo, Rto};
+use crate::model::expect::BackupFacts;
+use crate::model::report::{DrillReport, Gate, GateResult, Rpo, Rto, RtoPhase};
 
 /// A label value escaped for the text exposition format.
 fn prom_label(v: &str) -> String {
@@ -60,6 +61,9 @@ pub fn metrics_prom(r: &DrillReport) -> String {
         rpo_series(&mut out, &sc, rpo);
     }
     gate_series(&mut out, &sc, &r.gates);
+    if let Some(b) = &r.backup {
+        backup_series(&mut out, &sc, r, b);
+    }
 
     prom_family(
         &mut out,
@@ -73,6 +77,65 @@ pub fn metrics_prom(r: &DrillReport) -> String {
         r.finished_at_ms % 1000
     );
     out
+}
+
+/// A verified backup's figures, labelled with its source, so "no backup verified in 26 h"
+/// is one alert rule: `time() - etcd_drill_backup_verified_timestamp_seconds > 26 * 3600`.
+fn backup_series(out: &mut String, sc: &str, r: &DrillReport, b: &BackupFacts) {
+    let labels = format!(
+        "scenario=\"{sc}\",source=\"{}\"",
+        prom_label(&b.origin.source)
+    );
+    let restore_s = r.rto.as_ref().map(|rto| {
+        rto.phases
+            .iter()
+            .filter(|p| p.name != RtoPhase::Verified)
+            .map(|p| p.seconds)
+            .sum::<f64>()
+    });
+    let verified_at = r.passed().then(|| r.finished_at_ms as f64 / 1000.0);
+    let series: [(&str, &str, Option<f64>); 7] = [
+        (
+            "etcd_drill_backup_verified",
+            "1 if the backup restored and every check and expectation held, 0 if not.",
+            Some(f64::from(u8::from(r.passed()))),
+        ),
+        (
+            "etcd_drill_backup_verified_timestamp_seconds",
+            "When a backup from this source last verified, in seconds since the Unix epoch.",
+            verified_at,
+        ),
+        (
+            "etcd_drill_backup_revision",
+            "The etcd revision the backup holds.",
+            Some(b.revision as f64),
+        ),
+        (
+            "etcd_drill_backup_keys",
+            "Keys in the backup.",
+            Some(b.keys as f64),
+        ),
+        (
+            "etcd_drill_backup_size_bytes",
+            "Size of the snapshot (unpacked).",
+            Some(b.size as f64),
+        ),
+        (
+            "etcd_drill_backup_age_seconds",
+            "Age of the backup when it was verified, from when it was taken.",
+            b.age_s,
+        ),
+        (
+            "etcd_drill_backup_restore_seconds",
+            "Time to restore the backup into a cluster that elected a leader.",
+            restore_s,
+        ),
+    ];
+    for (name, help, v) in series {
+        let Some(v) = v else { continue };
+        prom_family(out, name, help);
+        let _ = writeln!(out, "{name}{{{labels}}} {}", prom_value(v));
+    }
 }
 
 /// `sc` is the scenario, already escaped as a label value.

@@ -3,8 +3,10 @@
 use std::fmt::Write as _;
 
 use super::num;
-use crate::model::backup::RestoreDrillReport;
+use crate::model::backup::{RestoreDrillReport, SnapshotCheckReport};
 use crate::model::compare::{CompareRow, Comparison};
+use crate::model::expect::QuotaFrom;
+use crate::model::source::Packing;
 use crate::model::table::SizeResult;
 
 /// One comparison cell: a row's value as shown.
@@ -174,6 +176,51 @@ pub fn render_table(sizes: &[SizeResult]) -> String {
     }
     out.push_str("\nW: writes acknowledged; -: no write acknowledged; ✗: observation disagrees with the table\n");
     out
+}
+
+/// verify-snapshot's human summary: the verdict and what was verified, an empty snapshot
+/// said in so many words, where the backup came from, and each check.
+pub fn snapshot_check_text(r: &SnapshotCheckReport) -> String {
+    let b = &r.backup;
+    let mut s = format!(
+        "{}: {} — {} ({} bytes, revision {}, {} keys); restored into {} members (etcd {}) in {:.2}s\n",
+        b.origin.source,
+        r.verdict.as_str().to_uppercase(),
+        b.origin.object,
+        r.file.size,
+        r.status.revision,
+        r.keys,
+        r.members,
+        r.etcd_version,
+        r.restore_s
+    );
+    if r.keys == 0 {
+        s.push_str("  0 keys: the snapshot is EMPTY — it restores, but there is nothing in it\n");
+    }
+    if b.origin.packing != Packing::Plain {
+        let _ = writeln!(
+            s,
+            "  unpacked from {} ({} bytes stored)",
+            b.origin.packing.as_str(),
+            b.origin.stored_bytes
+        );
+    }
+    if let Some(age) = b.age_s {
+        let _ = writeln!(s, "  taken {:.1} h ago", age / 3600.0);
+    }
+    let from = match b.quota_from {
+        QuotaFrom::Snapshot => "sized from the snapshot",
+        QuotaFrom::User => "--quota-backend-bytes",
+    };
+    let _ = writeln!(s, "  quota: {} bytes ({from})", b.quota_backend_bytes);
+    for k in &b.origin.skipped {
+        let _ = writeln!(s, "  passed over {}: {}", k.name, k.reason);
+    }
+    for c in &r.checks {
+        let mark = if c.passed { "ok" } else { "FAIL" };
+        let _ = writeln!(s, "  [{mark}] {}: {}", c.name, c.detail);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ mod write;
 use std::time::Instant;
 
 pub use self::hashkv::verify_hashkv;
-pub use self::keyspace::{KEYSPACE_PAGE_BYTES, check_keys_readable};
+pub use self::keyspace::{KEYSPACE_PAGE_BYTES, Listing, check_keys_readable, presence};
 pub use self::membership::{ClusterIdRule, ListedMember, judge_membership};
+pub use self::write::check_writable;
 use crate::backup::dataset::{AckLog, Dataset};
 use crate::backup::ledger::{HARNESS_PREFIX, HarnessView};
 use crate::cluster::Cluster;

@@ -47,3 +47,39 @@ pub(super) async fn check_new_write(cluster: &Cluster, key: &str, value: &str) -
     };
     check(name, bad.is_empty(), detail)
 }
+
+/// The restored cluster takes a write under the quota it runs with. A snapshot larger than
+/// `--quota-backend-bytes` restores, but etcd then refuses every write (NOSPACE): that
+/// must fail loudly, not pass because nothing tried to write.
+pub async fn check_writable(cluster: &Cluster) -> Check {
+    let t0 = std::time::Instant::now();
+    let name = "writable";
+    let Some(first) = cluster.members.first() else {
+        return check(name, false, "no members");
+    };
+    let key = format!(
+        "{}verify-snapshot/writable",
+        crate::backup::ledger::HARNESS_PREFIX
+    );
+    let put = match cluster.client(first).await {
+        Ok(mut c) => c.put(key, "ok", None).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut c = match put {
+        Ok(_) => check(
+            name,
+            true,
+            format!("a write was acknowledged through {}", first.name),
+        ),
+        Err(e) if e.contains("database space exceeded") => check(
+            name,
+            false,
+            format!(
+                "etcd raised NOSPACE and refuses every write ({e}): the snapshot does not fit the backend quota; raise --quota-backend-bytes"
+            ),
+        ),
+        Err(e) => check(name, false, format!("no write through {}: {e}", first.name)),
+    };
+    c.seconds = Some(t0.elapsed().as_secs_f64());
+    c
+}
