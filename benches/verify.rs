@@ -201,7 +201,16 @@ async fn main() {
     let runs = arg("--runs", 3);
     let keys = arg("--keys", 2_000_000);
     let work = tempfile::tempdir_in(root().join("target")).unwrap();
-    let snap = make_snapshot(keys, 1024, work.path()).await;
+    // The snapshot takes minutes to make: kept between invocations (cargo clean drops it).
+    let cache = root().join(format!("target/bench-cache/verify-{keys}.db"));
+    let snap = if cache.is_file() {
+        cache
+    } else {
+        let made = make_snapshot(keys, 1024, work.path()).await;
+        std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+        std::fs::rename(&made, &cache).unwrap();
+        cache
+    };
     let size = std::fs::metadata(&snap).unwrap().len();
     eprintln!("snapshot {} bytes", size);
     let data = work.path().join("s3");

@@ -425,3 +425,59 @@ async fn verify_snapshot_writes_the_report_set_and_report_compare_reads_it() {
     assert!(out.contains("rto_s"), "{out}");
     let _ = std::io::stderr().flush();
 }
+
+/// A scenario's restore from a backup of the user's: fetched (here from S3), restored into
+/// the drill's cluster through the one restore procedure, checked by the verify step
+/// against itself and against what the step expects of it; the facts reach the report.
+#[tokio::test]
+async fn a_drill_restores_a_users_backup_from_s3_and_judges_it() {
+    let s3 = S3Server::start();
+    s3.bucket("nightly");
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = snapshot_of("drillsrc", 120, 64, tmp.path(), "s.db").await;
+    s3.put("nightly", "etcd/20240101_000000_snapshot.db", &snap)
+        .await;
+    let scenario = |min_keys: usize| {
+        format!(
+            "name = \"nightly\"\n[cluster]\nsize = 3\n\
+             [[steps]]\nkind = \"restore\"\nsource = \"s3://nightly/etcd/\"\n\
+             backup = {{ min_keys = {min_keys}, require_prefix = [\"/registry/pods/\"] }}\n\
+             [[steps]]\nkind = \"verify\"\n"
+        )
+    };
+    for (min_keys, want) in [(120, 0), (121, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, scenario(min_keys)).unwrap();
+        let reports = dir.path().join("reports");
+        let (code, out, err) = etcd_drill(
+            &[
+                "drill",
+                file.to_str().unwrap(),
+                "--report-dir",
+                reports.to_str().unwrap(),
+            ],
+            &s3.env(),
+        );
+        assert_eq!(code, want, "min_keys {min_keys}: {out}{err}");
+        let d = std::fs::read_dir(&reports)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let r: DrillReport =
+            serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+        let b = r.backup.as_ref().expect("the backup's facts are reported");
+        assert_eq!(b.keys, 120);
+        assert_eq!(b.origin.object, "etcd/20240101_000000_snapshot.db");
+        let min = r.checks.iter().find(|c| c.name == "min-keys").unwrap();
+        assert_eq!(min.passed, want == 0, "{min:?}");
+        assert!(r.checks.iter().any(|c| c.name == "hashkv" && c.passed));
+        assert!(
+            r.rto.as_ref().is_some_and(|rto| rto.phases.len() == 7),
+            "{:?}",
+            r.rto
+        );
+    }
+}

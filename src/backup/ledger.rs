@@ -115,6 +115,15 @@ impl Ledger {
         }
     }
 
+    /// A cut for a backup that is not of this history (the user's own): nothing the harness
+    /// wrote is in it, so restoring it keeps none of that.
+    pub fn foreign_cut(&self) -> Cut {
+        Cut {
+            era: self.era(),
+            revision: -1,
+        }
+    }
+
     /// A restore from `cut`: the new era holds what the cut's era had at its revision; the
     /// current era's writes beyond that are the loss.
     pub fn restore(&mut self, cut: Cut) -> Loss {

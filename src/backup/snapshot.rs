@@ -120,17 +120,9 @@ pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, I
     if !meta.is_file() {
         return Err(bad("not a regular file".into()));
     }
-    let size = meta.len();
-    if size == 0 {
-        return Err(bad("the file is empty".into()));
-    }
     let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it: {e}")))?;
-    // One pass, one hash: the whole file's sha256 is the body's continued over the trailer.
-    let mut body_hash = Sha256::new();
+    let mut check = StreamCheck::new(meta.len());
     let mut buf = vec![0u8; 1 << 20];
-    let body_len = size.saturating_sub(TRAILER as u64);
-    let mut read = 0u64;
-    let mut tail = Vec::with_capacity(TRAILER);
     loop {
         let n = f
             .read(&mut buf)
@@ -138,37 +130,85 @@ pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, I
         if n == 0 {
             break;
         }
-        let chunk = &buf[..n];
-        let in_body = (body_len.saturating_sub(read) as usize).min(n);
-        body_hash.update(&chunk[..in_body]);
-        tail.extend_from_slice(&chunk[in_body..]);
-        read += n as u64;
+        check.update(&buf[..n]);
     }
-    let mut file_hash = body_hash.clone();
-    file_hash.update(&tail);
-    let file = SnapshotFile {
-        path: path.to_path_buf(),
-        size,
-        sha256: hex::encode(file_hash.finalize()),
-        member: None,
-    };
-    // etcd's own rule: a snapshot with a hash is database pages plus a 32-byte trailer.
-    let has_trailer = size % 512 == TRAILER as u64;
-    // A trailer that is there and wrong is corruption, whatever the flag says: the flag is
-    // for a `db` copied from a data dir, which has no trailer at all.
-    if has_trailer {
-        if body_hash.finalize().as_slice() == tail.as_slice() {
-            return Ok((file, Integrity::HashVerified));
+    check.finish(path, skip_hash_check)
+}
+
+/// [`check_file`]'s hashing, fed chunk by chunk as the bytes go by (a download hashes on
+/// the way, so the file need not be read again): one pass, one hash — the whole file's
+/// sha256 is the body's continued over the trailer.
+#[derive(Clone)]
+pub struct StreamCheck {
+    body_hash: Sha256,
+    body_len: u64,
+    read: u64,
+    tail: Vec<u8>,
+    size: u64,
+}
+
+impl StreamCheck {
+    /// For a file of `size` bytes.
+    pub fn new(size: u64) -> Self {
+        StreamCheck {
+            body_hash: Sha256::new(),
+            body_len: size.saturating_sub(TRAILER as u64),
+            read: 0,
+            tail: Vec::with_capacity(TRAILER),
+            size,
         }
-        return Err(bad("its sha256 trailer does not match its content: the file is corrupt (bit rot, a bad copy); --skip-hash-check does not accept a wrong hash, only a missing one".into()));
     }
-    if skip_hash_check {
-        return Ok((file, Integrity::NoHashSkipped));
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        let n = chunk.len();
+        let in_body = (self.body_len.saturating_sub(self.read) as usize).min(n);
+        self.body_hash.update(&chunk[..in_body]);
+        self.tail.extend_from_slice(&chunk[in_body..]);
+        self.read += n as u64;
     }
-    Err(bad(format!(
-        "it has no sha256 trailer ({size} bytes is not database pages plus a 32-byte hash): it is truncated, not a snapshot, \
-         or a `db` file copied from a data dir — for the last, pass --skip-hash-check"
-    )))
+
+    /// The verdict on the bytes seen, for the file now at `path`.
+    pub fn finish(self, path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
+        let bad = |reason: String| Error::BadSnapshot {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let size = self.size;
+        if size == 0 {
+            return Err(bad("the file is empty".into()));
+        }
+        if self.read != size {
+            return Err(bad(format!(
+                "{} bytes were read of {size}: it changed while it was read",
+                self.read
+            )));
+        }
+        let mut file_hash = self.body_hash.clone();
+        file_hash.update(&self.tail);
+        let file = SnapshotFile {
+            path: path.to_path_buf(),
+            size,
+            sha256: hex::encode(file_hash.finalize()),
+            member: None,
+        };
+        // etcd's own rule: a snapshot with a hash is database pages plus a 32-byte trailer.
+        let has_trailer = size % 512 == TRAILER as u64;
+        // A trailer that is there and wrong is corruption, whatever the flag says: the flag is
+        // for a `db` copied from a data dir, which has no trailer at all.
+        if has_trailer {
+            if self.body_hash.finalize().as_slice() == self.tail.as_slice() {
+                return Ok((file, Integrity::HashVerified));
+            }
+            return Err(bad("its sha256 trailer does not match its content: the file is corrupt (bit rot, a bad copy); --skip-hash-check does not accept a wrong hash, only a missing one".into()));
+        }
+        if skip_hash_check {
+            return Ok((file, Integrity::NoHashSkipped));
+        }
+        Err(bad(format!(
+            "it has no sha256 trailer ({size} bytes is not database pages plus a 32-byte hash): it is truncated, not a snapshot, \
+             or a `db` file copied from a data dir — for the last, pass --skip-hash-check"
+        )))
+    }
 }
 
 /// Where tool containers find snapshot files, mounted at [`SNAPSHOT_DIR`].

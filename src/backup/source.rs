@@ -10,25 +10,39 @@ use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use sha2::{Digest, Sha256};
 
+use super::snapshot::{StreamCheck, check_file};
 use crate::error::{Error, Result};
+use crate::model::backup::{Integrity, SnapshotFile};
 use crate::model::source::{self, Entry, Origin, Packing, SNIFF_BYTES, Skipped, Source};
 
 /// A backup made available as a local snapshot file.
-#[derive(Debug)]
 pub struct Fetched {
     /// The snapshot itself (unpacked, if it was packed).
     pub path: PathBuf,
     pub origin: Origin,
+    /// The snapshot's bytes, already hashed on their way to disk (a plain download), so
+    /// checking it needs no second read.
+    pub hashed: Option<StreamCheck>,
+}
+
+impl Fetched {
+    /// The snapshot file checked: from the hashes taken on the way when there are some,
+    /// else by reading it.
+    pub fn check(&mut self, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
+        match self.hashed.take() {
+            Some(h) => h.finish(&self.path, skip_hash_check),
+            None => check_file(&self.path, skip_hash_check),
+        }
+    }
 }
 
 /// Fetches `source` into `work` (a directory this run owns) when it is not a plain local file.
 pub async fn fetch(source: &Source, work: &Path) -> Result<Fetched> {
     let given = source.to_string();
-    let (stored, mut origin) = match source {
-        Source::Path(p) if p.is_dir() => local_newest(p, &given)?,
-        Source::Path(p) => local_file(p, &given)?,
+    let (stored, mut origin, mut hashed) = match source {
+        Source::Path(p) if p.is_dir() => with_no_hash(local_newest(p, &given)?),
+        Source::Path(p) => with_no_hash(local_file(p, &given)?),
         Source::S3 { bucket, key } => {
             fetch_s3(bucket, key, source.is_prefix(), &given, work).await?
         }
@@ -36,6 +50,8 @@ pub async fn fetch(source: &Source, work: &Path) -> Result<Fetched> {
     let path = match origin.packing {
         Packing::Plain => stored,
         packed => {
+            // What was hashed is the archive, not the snapshot in it.
+            hashed = None;
             let out = work.to_path_buf();
             tokio::task::spawn_blocking(move || unpack(&stored, packed, &out))
                 .await
@@ -43,7 +59,15 @@ pub async fn fetch(source: &Source, work: &Path) -> Result<Fetched> {
         }
     };
     origin.object = origin.object.trim_start_matches("./").to_string();
-    Ok(Fetched { path, origin })
+    Ok(Fetched {
+        path,
+        origin,
+        hashed,
+    })
+}
+
+fn with_no_hash((p, o): (PathBuf, Origin)) -> (PathBuf, Origin, Option<StreamCheck>) {
+    (p, o, None)
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -272,7 +296,7 @@ async fn fetch_s3(
     prefix: bool,
     given: &str,
     work: &Path,
-) -> Result<(PathBuf, Origin)> {
+) -> Result<(PathBuf, Origin, Option<StreamCheck>)> {
     let store = s3_store(bucket)?;
     let (entry, skipped) = if prefix {
         s3_newest(&store, key, given).await?
@@ -291,8 +315,12 @@ async fn fetch_s3(
     let packing = entry.packing.unwrap_or(Packing::Plain);
     let base = entry.name.rsplit('/').next().unwrap_or("snapshot.db");
     let local = work.join(base);
-    download(&store, &entry.name, &local).await?;
-    Ok((local, origin_of(given, &entry, packing, skipped)))
+    let hashed = download(&store, &entry.name, entry.size, &local).await?;
+    Ok((
+        local,
+        origin_of(given, &entry, packing, skipped),
+        Some(hashed),
+    ))
 }
 
 fn s3_entry(meta: &object_store::ObjectMeta) -> Entry {
@@ -334,28 +362,43 @@ async fn s3_newest(store: &AmazonS3, prefix: &str, given: &str) -> Result<(Entry
     }
 }
 
-/// Streams an object to `local`, never holding it in memory, its sha256 computed on the way
-/// and logged; fsynced before it is used.
-async fn download(store: &AmazonS3, key: &str, local: &Path) -> Result<()> {
+/// Streams an object to `local`, never holding it in memory, hashed on the way (see
+/// [`StreamCheck`]): chunks arrive on the runtime and are hashed and written, through a
+/// large buffer, by a blocking thread, so receiving and writing overlap; fsynced before it
+/// is used.
+async fn download(store: &AmazonS3, key: &str, size: u64, local: &Path) -> Result<StreamCheck> {
     let what = format!("downloading {key}");
     let got = store
         .get(&ObjectPath::from(key))
         .await
         .map_err(|e| s3_error(&what, e))?;
     let mut stream = got.into_stream();
-    let mut file =
-        std::fs::File::create(local).map_err(Error::io("writing the downloaded backup", local))?;
-    let mut hash = Sha256::new();
-    let mut bytes = 0u64;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let path = local.to_path_buf();
+    let writer = tokio::task::spawn_blocking(move || -> Result<StreamCheck> {
+        let io = |e| Error::io("writing the downloaded backup", &path)(e);
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(4 << 20, file);
+        let mut check = StreamCheck::new(size);
+        while let Some(chunk) = rx.blocking_recv() {
+            check.update(&chunk);
+            out.write_all(&chunk).map_err(io)?;
+        }
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        Ok(check)
+    });
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| s3_error(&what, e))?;
-        hash.update(&chunk);
-        bytes += chunk.len() as u64;
-        file.write_all(&chunk)
-            .map_err(Error::io("writing the downloaded backup", local))?;
+        // A closed channel means the writer failed: its error is the one to report.
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
     }
-    file.sync_all()
-        .map_err(Error::io("writing the downloaded backup", local))?;
-    tracing::info!(key, bytes, sha256 = %hex::encode(hash.finalize()), "backup downloaded");
-    Ok(())
+    drop(tx);
+    let check = writer
+        .await
+        .map_err(|e| Error::Failed(format!("writing the downloaded backup: {e}")))??;
+    tracing::info!(key, size, "backup downloaded");
+    Ok(check)
 }

@@ -8,6 +8,7 @@ mod gates;
 mod monitor;
 mod progress;
 mod reports;
+mod restore;
 mod runner;
 mod steps;
 
@@ -135,7 +136,7 @@ async fn run_once(
         table: found.table,
         verdict,
         error,
-        backup: None,
+        backup: found.backup,
     }
 }
 

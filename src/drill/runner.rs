@@ -12,6 +12,7 @@ use crate::backup::record::Backup;
 use crate::chaos::fault::Injector;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::error::{Error, Result};
+use crate::model::expect::{BackupFacts, Expectations};
 use crate::model::report::{
     Check, CheckRecord, ProbeRecord, Rpo, Rto, RtoPhase, SnapshotRecord, TableRow,
 };
@@ -33,6 +34,14 @@ pub(super) struct Restored {
     /// What the restore lost, and the revisions between the snapshot and the last write.
     pub loss: Loss,
     pub revisions: i64,
+    /// A backup of the user's, whose content only it knows: checked against itself and
+    /// against what the step expects of it, not against the ledger.
+    pub foreign: Option<Foreign>,
+}
+
+pub(super) struct Foreign {
+    pub facts: BackupFacts,
+    pub expect: Expectations,
 }
 
 /// What a run measured and found, for its report.
@@ -44,6 +53,8 @@ pub(super) struct Findings {
     pub rpo: Option<Rpo>,
     pub rto: Option<Rto>,
     pub max_write_gap_s: Option<f64>,
+    /// The last backup of the user's that a verify step checked.
+    pub backup: Option<BackupFacts>,
 }
 
 pub(super) struct Runner<'a> {

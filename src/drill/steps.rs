@@ -1,16 +1,17 @@
 //! One function per step kind. Each returns the step's detail line when it ran (the
 //! expectations inside may still have failed); an error stops the drill.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::exec;
 use super::gates::{Expectation, judge_expectation};
 use super::monitor::WriteMonitor;
-use super::runner::{Restored, Runner, Snap, need};
+use super::restore::expectations;
+use super::runner::{Runner, Snap, need};
 use crate::backup::dataset;
 use crate::backup::ledger::HARNESS_PREFIX;
-use crate::backup::record::record_backup;
-use crate::backup::snapshot::{self, RestoreOptions};
+use crate::backup::record::{Backup, record_backup};
+use crate::backup::snapshot;
 use crate::backup::source::local_newest;
 use crate::backup::verify::{self, Expected};
 use crate::chaos::observe::{self, ObserveOptions};
@@ -22,7 +23,7 @@ use crate::model::report::{Check, ProbeRecord, Rpo, RtoPhase, SnapshotRecord, Ta
 use crate::model::scenario::Step;
 use crate::model::table::parse_sizes;
 use crate::procedures::quorum_table::{self, SweepOptions};
-use crate::procedures::recover::{self, RestorePlan, Stopwatch, cluster_id};
+use crate::procedures::recover::cluster_id;
 
 impl Runner<'_> {
     /// Runs step `i` (numbered from 1).
@@ -69,9 +70,25 @@ impl Runner<'_> {
                 Ok(format!("waited {seconds}s"))
             }
             Step::Restore {
+                source: Some(src),
+                members,
+                bump_revision,
+                backup,
+                ..
+            } => {
+                let expect = backup
+                    .as_ref()
+                    .map(expectations)
+                    .transpose()?
+                    .unwrap_or_default();
+                self.restore_source(i, src, expect, members.as_deref(), *bump_revision)
+                    .await
+            }
+            Step::Restore {
                 snapshot,
                 members,
                 bump_revision,
+                ..
             } => {
                 self.restore(snapshot.as_deref(), members.as_deref(), *bump_revision)
                     .await
@@ -124,6 +141,12 @@ impl Runner<'_> {
             backup.status.revision,
             backup.file.size
         );
+        self.keep_snapshot(name, member, backup, cluster_id);
+        Ok(detail)
+    }
+
+    /// A snapshot taken, as the report lists it and as the restore will check it.
+    fn keep_snapshot(&mut self, name: String, member: String, backup: Backup, cluster_id: u64) {
         let record = SnapshotRecord {
             name,
             file: backup.file.file_name(),
@@ -138,7 +161,6 @@ impl Runner<'_> {
             backup,
             cluster_id,
         });
-        Ok(detail)
     }
 
     /// The user's backup command, then the file it wrote, recorded as a snapshot like any.
@@ -177,20 +199,7 @@ impl Runner<'_> {
             backup.status.revision,
             backup.file.size
         );
-        let record = SnapshotRecord {
-            name,
-            file: backup.file.file_name(),
-            revision: backup.status.revision,
-            size: backup.file.size,
-            sha256: backup.file.sha256.clone(),
-            member: "backup command".into(),
-            at_s: self.at(),
-        };
-        self.snaps.push(Snap {
-            record,
-            backup,
-            cluster_id,
-        });
+        self.keep_snapshot(name, "backup command".into(), backup, cluster_id);
         Ok(detail)
     }
 
@@ -300,67 +309,6 @@ impl Runner<'_> {
         ))
     }
 
-    /// The disaster is declared (the RTO runs from here) and the one restore procedure,
-    /// [`recover::restore`], runs on the snapshot as it was recorded when taken.
-    async fn restore(
-        &mut self,
-        snapshot: Option<&str>,
-        members: Option<&[String]>,
-        bump_revision: Option<u64>,
-    ) -> Result<String> {
-        self.stop_writer().await;
-        let snap = match snapshot {
-            Some(n) => self.snaps.iter().find(|s| s.record.name == n),
-            None => self.snaps.last(),
-        }
-        .ok_or_else(|| Error::Failed("no snapshot to restore from".into()))?;
-        let (backup, old_cluster_id) = (snap.backup.clone(), snap.cluster_id);
-        let c = self
-            .cluster
-            .as_mut()
-            .ok_or_else(|| Error::Failed("no cluster to restore".into()))?;
-        let names: Vec<String> = members
-            .map(<[String]>::to_vec)
-            .unwrap_or_else(|| c.members.iter().map(|m| m.name.clone()).collect());
-        let options = RestoreOptions {
-            skip_hash_check: false,
-            bump_revision,
-        };
-        let plan = RestorePlan {
-            members: &names,
-            options: &options,
-            first_write: true,
-        };
-        let last_revision = self.ledger.last_revision();
-        let mut clock = Stopwatch::starting_at(Instant::now());
-        let mut lap = |p, at| clock.lap_at(p, at);
-        let restored = recover::restore(
-            c,
-            &mut self.injector,
-            &backup,
-            &plan,
-            &mut self.ledger,
-            &mut lap,
-        )
-        .await;
-        // A restore that failed has no RTO: its gates stay unmeasured, so they fail.
-        let restored = restored?;
-        self.rto = Some(clock);
-        let leader = c.leader().await.unwrap_or_default();
-        self.restored = Some(Restored {
-            old_cluster_id,
-            members: names.clone(),
-            loss: restored.loss,
-            revisions: (last_revision - backup.status.revision).max(0),
-        });
-        Ok(format!(
-            "{} members restored from {} (revision {}); leader {leader}",
-            names.len(),
-            restored.file.file_name(),
-            backup.status.revision
-        ))
-    }
-
     /// etcd's runtime reconfiguration, then HashKV to show the new member caught up.
     async fn replace_member(&mut self, i: usize, member: &str) -> Result<String> {
         let c = self.started("reconfigure")?;
@@ -378,6 +326,9 @@ impl Runner<'_> {
         // The writer stops while the checks read: every value it wrote is then in the
         // ledger, so its key can be accounted for. A later fault step starts it again.
         self.stop_writer().await;
+        if self.restored.as_ref().is_some_and(|r| r.foreign.is_some()) {
+            return self.verify_foreign(i).await;
+        }
         let c = need(&mut self.cluster, "verify")?;
         let (old, members) = match &self.restored {
             Some(r) => (r.old_cluster_id, r.members.clone()),

@@ -156,10 +156,16 @@ pub enum Step {
     Wait { seconds: f64 },
     /// Declare the disaster: stop survivors, check the snapshot, restore every member
     /// (`members`, default the current names) from the same snapshot under a new token, start.
+    ///
+    /// `source` restores a backup of yours instead (a file, a directory's newest snapshot,
+    /// `s3://bucket/key` or `s3://bucket/prefix/`), fetched before the disaster is declared;
+    /// `backup` says what it must hold, checked by the verify step after it.
     Restore {
         snapshot: Option<String>,
         members: Option<Vec<String>>,
         bump_revision: Option<u64>,
+        source: Option<String>,
+        backup: Option<BackupExpect>,
     },
     /// etcd runtime reconfiguration: remove a lost member, add `etcd-<next>` in its place.
     ReplaceMember { member: String },
@@ -217,9 +223,14 @@ impl Step {
             },
             Step::Heal {} => "heal".into(),
             Step::Wait { seconds } => format!("wait {seconds}s"),
-            Step::Restore { snapshot, .. } => format!(
+            Step::Restore {
+                snapshot, source, ..
+            } => format!(
                 "restore from {}",
-                snapshot.as_deref().unwrap_or("latest snapshot")
+                source
+                    .as_deref()
+                    .or(snapshot.as_deref())
+                    .unwrap_or("latest snapshot")
             ),
             Step::ReplaceMember { member } => format!("replace {member}"),
             Step::Verify {} => "verify".into(),
@@ -238,6 +249,20 @@ fn first_line(s: &str) -> String {
         Some((i, _)) => format!("{}…", &line[..i]),
         None => line.to_string(),
     }
+}
+
+/// What a restored backup of yours must hold (see `verify-snapshot`'s options of the same
+/// names).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupExpect {
+    pub min_keys: Option<usize>,
+    #[serde(default)]
+    pub require_prefix: Vec<String>,
+    #[serde(default)]
+    pub require_key: Vec<String>,
+    /// e.g. "26h": from the timestamp in the backup's name, else its modification time.
+    pub max_age: Option<String>,
 }
 
 /// What kind of step a step is: the `kind` field of `[[steps]]`.
@@ -364,6 +389,8 @@ kind = "verify"
             snapshot: None,
             members: None,
             bump_revision: None,
+            source: None,
+            backup: None,
         };
         let v = Step::Verify {};
         let w = Step::Wait { seconds: 1.0 };
@@ -468,6 +495,88 @@ kind = "verify"
     }
 
     #[test]
+    fn users_backups_and_commands_are_checked_before_anything_runs() {
+        let restore_src = GOOD.replace(
+            "kind = \"restore\"\nsnapshot = \"s1\"",
+            "kind = \"restore\"\nsource = \"s3://nightly/etcd/\"\nbackup = { min_keys = 10, max_age = \"26h\" }",
+        );
+        parse("ok.toml", &restore_src).expect("a restore from your backup");
+        let first = "name = \"x\"\n[cluster]\nsize = 1\n[[steps]]\nkind = \"restore\"\nsource = \"/backups/\"\n[[steps]]\nkind = \"verify\"\n";
+        parse("ok.toml", first).expect("a source needs no snapshot step before it");
+        let cases = [
+            (
+                "source and snapshot",
+                GOOD.replace("snapshot = \"s1\"", "snapshot = \"s1\"\nsource = \"/b\""),
+                "snapshot and source both given",
+            ),
+            (
+                "backup without source",
+                GOOD.replace(
+                    "snapshot = \"s1\"",
+                    "snapshot = \"s1\"\nbackup = { min_keys = 1 }",
+                ),
+                "backup only with source",
+            ),
+            (
+                "a scheme not supported",
+                restore_src.replace("s3://", "gs://"),
+                "only local paths and s3://",
+            ),
+            (
+                "min_keys 0",
+                restore_src.replace("min_keys = 10", "min_keys = 0"),
+                "0 expects nothing",
+            ),
+            (
+                "a bad age",
+                restore_src.replace("26h", "soon"),
+                "invalid duration",
+            ),
+            (
+                "an empty command",
+                GOOD.replace("kind = \"load\"", "kind = \"exec\"\ncommand = \" \""),
+                "an empty command",
+            ),
+            (
+                "a bad timeout",
+                GOOD.replace(
+                    "kind = \"load\"",
+                    "kind = \"exec\"\ncommand = \"true\"\ntimeout_s = 0",
+                ),
+                "is not a timeout",
+            ),
+            (
+                "from and command",
+                GOOD.replace(
+                    "name = \"s1\"",
+                    "name = \"s1\"\nfrom = \"leader\"\ncommand = \"true\"",
+                ),
+                "from and command both given",
+            ),
+            (
+                "a harness flag",
+                GOOD.replace(
+                    "size = 3",
+                    "size = 3\netcd_args = [\"--initial-cluster-token=x\"]",
+                ),
+                "set by etcd-drill",
+            ),
+        ];
+        for (what, src, why) in cases {
+            let e = err(&src);
+            assert!(
+                e.starts_with("invalid input: scenarios/bad.toml:") && e.contains(why),
+                "{what}: {e}"
+            );
+            assert_eq!(
+                e.matches("invalid input:").count(),
+                1,
+                "{what}: one prefix: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn the_schema_names_every_step_kind() {
         let schema = json_schema().to_string();
         for k in [
@@ -481,6 +590,7 @@ kind = "verify"
             "replace-member",
             "verify",
             "quorum-table",
+            "exec",
         ] {
             assert!(schema.contains(&format!("\"{k}\"")), "schema lacks {k}");
         }

@@ -7,9 +7,11 @@ use toml::Spanned;
 
 use super::Invalid;
 use super::etcd::{Line, MAX_SIZE, MIN_SIZE, check_etcd_args, member_index};
+use super::expect::parse_duration;
 use super::fault::Target;
 use super::report::RtoPhase;
-use super::scenario::{MIN_WINDOW_MS, Scenario, Step};
+use super::scenario::{BackupExpect, MIN_WINDOW_MS, Scenario, Step};
+use super::source::Source as BackupSource;
 use super::table::parse_sizes;
 
 /// `file:line:column` for a byte offset.
@@ -202,7 +204,14 @@ fn check_step(
             snapshot,
             members,
             bump_revision,
+            source,
+            backup,
         } => {
+            check_source(at, snapshot.as_deref(), source.as_deref(), backup.as_ref())?;
+            if source.is_some() {
+                // A backup of yours needs no snapshot step before it.
+                roster.snapshots.push(None);
+            }
             let bumps_on_3_4 = bump_revision.is_some() && line == Some(Line::V3_4);
             check_restore(
                 at,
@@ -230,6 +239,51 @@ fn check_step(
         },
         _ => Ok(()),
     }
+}
+
+fn check_source(
+    at: &StepAt<'_>,
+    snapshot: Option<&str>,
+    source: Option<&str>,
+    backup: Option<&BackupExpect>,
+) -> Result<(), Invalid> {
+    match (snapshot, source) {
+        (Some(_), Some(_)) => {
+            let problem = "snapshot and source both given";
+            return Err(at.bad(
+                "",
+                problem,
+                "one of snapshot (taken by this drill) or source (yours)",
+            ));
+        }
+        (_, Some(src)) => {
+            BackupSource::parse(src).map_err(|e| {
+                at.bad(
+                    ".source",
+                    &message(&e),
+                    "a path, s3://bucket/key or s3://bucket/prefix/",
+                )
+            })?;
+        }
+        (_, None) if backup.is_some() => {
+            return Err(at.bad(
+                ".backup",
+                "expectations of a backup the drill took itself",
+                "backup only with source",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(b) = backup {
+        if b.min_keys == Some(0) {
+            return Err(at.bad(".backup.min_keys", "0 expects nothing", "1 or more"));
+        }
+        if let Some(age) = &b.max_age {
+            parse_duration(age)
+                .map_err(|e| at.bad(".backup.max_age", &message(&e), "a duration like 26h"))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_command(

@@ -11,7 +11,7 @@ use bollard::Docker;
 use super::recover::{self, RestorePlan, Stopwatch};
 use crate::backup::ledger::Ledger;
 use crate::backup::record::record_checked;
-use crate::backup::snapshot::{self, RestoreOptions};
+use crate::backup::snapshot::RestoreOptions;
 use crate::backup::source::{Fetched, fetch};
 use crate::backup::verify::{self, presence};
 use crate::chaos::fault::Injector;
@@ -84,8 +84,8 @@ pub async fn prepare(req: &VerifyRequest) -> Result<Prepared> {
     crate::cluster::validate_size(req.members)?;
     crate::cluster::image::Line::parse(&req.version)?;
     let work = work_dir(&req.run_id)?;
-    let fetched = fetch(&req.source, &work.path().join("snapshots")).await?;
-    let (file, integrity) = snapshot::check_file(&fetched.path, req.skip_hash_check)?;
+    let mut fetched = fetch(&req.source, &work.path().join("snapshots")).await?;
+    let (file, integrity) = fetched.check(req.skip_hash_check)?;
     Ok(Prepared {
         _work: work,
         fetched,
