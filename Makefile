@@ -7,7 +7,7 @@ BIN := target/release/etcd-drill
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VERSIONS ?= 3.5 3.4
 
-.PHONY: deps build image tools test lint drill bench bench-verify soak cleanup
+.PHONY: deps build install image tools test lint drill bench bench-verify soak cleanup
 
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
@@ -18,6 +18,10 @@ deps:
 
 build: deps
 	cargo build --release --bins
+
+# etcd-drill on your PATH (~/.cargo/bin), so every command in README.md runs as written.
+install: deps
+	cargo install --path . --locked
 
 # Idempotent: present images are kept.
 image: build

@@ -52,6 +52,15 @@ pub enum Error {
     )]
     ImageMissing { tag: String, version: String },
 
+    #[error(
+        "etcd image {tag} is not present locally; `image build --version {line}` builds Debian's {line} release, not {version}: for {version} exactly, build from your binaries (`etcd-drill image build --from-dir DIR`) or adopt an image you have (`etcd-drill image build --image REF`)"
+    )]
+    ImageVersionMissing {
+        tag: String,
+        version: String,
+        line: String,
+    },
+
     #[error("building the etcd image failed: {0}")]
     ImageBuild(String),
 

@@ -19,7 +19,9 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(o) => std::process::ExitCode::from(o.exit_code()),
         Err(e) => {
-            eprintln!("etcd-drill: error: {e:#}");
+            // Every error's message already carries its cause (and what to do): printing
+            // the chain as well would say the cause twice.
+            eprintln!("etcd-drill: error: {e}");
             std::process::ExitCode::from(2)
         }
     }

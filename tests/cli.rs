@@ -61,7 +61,9 @@ fn a_drill_without_its_image_exits_2_before_anything_starts() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("build it with `etcd-drill image build --version 3.4`"),
+        err.contains(
+            "for 3.4.0 exactly, build from your binaries (`etcd-drill image build --from-dir DIR`)"
+        ),
         "{err}"
     );
     let left = std::fs::read_dir(&reports).map(|d| d.count()).unwrap_or(0);
@@ -94,8 +96,15 @@ async fn cluster_up_json_then_down() {
     let (code, _, err) = run(&["cluster", "down", &name]);
     assert_eq!(code, 0, "{err}");
     common::assert_no_leftovers(&docker, &name).await;
-    let (code, _, err) = run(&["cluster", "down", &name]);
-    assert_eq!(code, 2, "downing a missing cluster is an input error");
+    // Downing it again is a note, so CI teardown steps are idempotent; --strict refuses.
+    let (code, out, err) = run(&["cluster", "down", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing to remove"), "{out}");
+    let (code, _, err) = run(&["cluster", "down", &name, "--strict"]);
+    assert_eq!(
+        code, 2,
+        "--strict: downing a missing cluster is an input error"
+    );
     assert!(err.contains("no cluster named"), "{err}");
 }
 
@@ -225,6 +234,29 @@ async fn faults_from_the_cli_against_a_running_cluster() {
     // Healing again is refused: nothing is partitioned any more.
     let (code, _, err) = run(&["fault", "--cluster", &name, "heal", "--target", "member:2"]);
     assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot apply heal to etcd-2: it is running"),
+        "{err}"
+    );
+
+    // `heal` with no target undoes every transient fault, as the scenario step does.
+    for (fault, target) in [("pause", "member:1"), ("stop", "member:3")] {
+        let (code, _, err) = run(&["fault", "--cluster", &name, fault, "--target", target]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = run(&["fault", "--cluster", &name, "heal"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("unpause etcd-1") && out.contains("restart etcd-3"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Some(") && !out.contains("Leader"),
+        "no debug formatting: {out}"
+    );
+    let (code, out, err) = run(&["fault", "--cluster", &name, "heal"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nothing to heal"), "{out}");
 
     let (code, _, err) = run(&["fault", "--cluster", "no-such-cluster", "kill"]);
     assert_eq!(code, 2);

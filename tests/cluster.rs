@@ -114,9 +114,10 @@ async fn a_missing_image_names_the_command_that_builds_it() {
         .await
         .err()
         .expect("no such image");
+    // A full version names one release: the line's build (3.4.23 from Debian) is not it.
     assert_eq!(
         err.to_string(),
-        "etcd image etcd-drill/etcd:3.4.0 is not present locally; build it with `etcd-drill image build --version 3.4`"
+        "etcd image etcd-drill/etcd:3.4.0 is not present locally; `image build --version 3.4` builds Debian's 3.4 release, not 3.4.0: for 3.4.0 exactly, build from your binaries (`etcd-drill image build --from-dir DIR`) or adopt an image you have (`etcd-drill image build --image REF`)"
     );
     common::assert_no_leftovers(&docker, &name).await;
 }

@@ -52,9 +52,16 @@ fn run_src(src: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir) {
 }
 
 fn only_report_dir(reports: &std::path::Path) -> std::path::PathBuf {
+    // Beside the run directory, `latest-<scenario>` points at it.
     let dirs: Vec<_> = std::fs::read_dir(reports)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("latest-")
+        })
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
@@ -405,4 +412,58 @@ fn etcd_flags_the_harness_owns_are_refused_and_yours_are_taken() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Scripts find the newest run of a scenario at `latest-<scenario>`, and a periodic drill's
+/// metrics land under a stable name for node_exporter.
+#[test]
+fn the_latest_run_is_pointed_at_and_metrics_go_where_node_exporter_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.toml");
+    std::fs::write(&file, "name = \"metrics\"\n[cluster]\nsize = 1\n[[steps]]\nkind = \"load\"\nkeys = 5\n[[steps]]\nkind = \"verify\"\n").unwrap();
+    let reports = dir.path().join("reports");
+    let textfile = dir.path().join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
+    let template = textfile.join("etcd_drill_{scenario}.prom");
+    let out = Command::new(BIN)
+        .arg("drill")
+        .arg(&file)
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg("--metrics-file")
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let latest = reports.join("latest-metrics");
+    assert!(
+        latest.join("report.json").is_file(),
+        "latest-metrics points at the run"
+    );
+    let prom = std::fs::read_to_string(textfile.join("etcd_drill_metrics.prom")).unwrap();
+    assert!(
+        prom.contains("etcd_drill_verdict{scenario=\"metrics\"} 1"),
+        "{prom}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&textfile).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+    // Two scenarios into one fixed name would overwrite each other: refused up front.
+    let fixed = textfile.join("all.prom");
+    let out = Command::new(BIN)
+        .arg("drill")
+        .args([&file, &file])
+        .arg("--metrics-file")
+        .arg(&fixed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("put {scenario} in the name"));
 }

@@ -62,6 +62,24 @@ impl Injector {
         )
     }
 
+    /// Undoes every transient fault: unpauses paused members, heals partitioned ones and
+    /// restarts killed or stopped ones. Returns the members it touched (none: nothing to heal).
+    pub async fn heal_all(&mut self, cluster: &mut Cluster) -> Result<Vec<String>> {
+        let mut healed = vec![];
+        for m in cluster.members.clone() {
+            let fault = match m.state {
+                MemberState::Paused => FaultKind::Unpause,
+                MemberState::Partitioned => FaultKind::Heal,
+                MemberState::Down => FaultKind::Restart,
+                _ => continue,
+            };
+            self.inject(cluster, fault, &Target::Member(m.index))
+                .await?;
+            healed.push(m.name.clone());
+        }
+        Ok(healed)
+    }
+
     /// Resolves the target and applies the fault to each member it names.
     pub async fn inject(
         &mut self,

@@ -41,8 +41,9 @@ pub fn choose_victims(
             })?;
             if !eligible.iter().any(|e| e.name == m.name) {
                 return Err(Error::InvalidInput(format!(
-                    "cannot apply {kind:?} to {}: it is {:?}",
-                    m.name, m.state
+                    "cannot apply {kind} to {}: it is {}",
+                    m.name,
+                    m.state.as_str()
                 )));
             }
             Ok(vec![m.name.clone()])
@@ -60,13 +61,13 @@ pub fn choose_victims(
         Target::Random => {
             let pick = eligible
                 .choose(rng)
-                .ok_or_else(|| Error::Failed(format!("no member is eligible for {kind:?}")))?;
+                .ok_or_else(|| Error::Failed(format!("no member is eligible for {kind}")))?;
             Ok(vec![pick.name.clone()])
         }
         Target::Count(k) => {
             if *k > eligible.len() {
                 return Err(Error::InvalidInput(format!(
-                    "count:{k} asks for more members than the {} eligible for {kind:?}",
+                    "count:{k} asks for more members than the {} eligible for {kind}",
                     eligible.len()
                 )));
             }
@@ -158,7 +159,7 @@ mod tests {
         let ms = members(&[Running, Running, Down]);
         let err = |t, k| pick(&ms, None, t, k, 1).unwrap_err().to_string();
         assert!(err(Target::Member(9), FaultKind::Kill).contains("does not exist"));
-        assert!(err(Target::Member(3), FaultKind::Kill).contains("it is Down"));
+        assert!(err(Target::Member(3), FaultKind::Kill).contains("it is down"));
         assert!(
             err(Target::Count(3), FaultKind::Kill).contains("more members than the 2 eligible")
         );

@@ -19,17 +19,22 @@ use crate::procedures::verify_snapshot::{self, VerifyRequest};
 
 #[derive(Debug, Args)]
 pub struct RestoreDrillArgs {
+    /// Members of the cluster the drill starts, 1 to 9.
     #[arg(long, default_value_t = 3)]
     pub size: usize,
+    /// Keys loaded before the snapshot.
     #[arg(long, default_value_t = 10_000)]
     pub keys: usize,
+    /// Bytes per value.
     #[arg(long, default_value_t = 1024)]
     pub value_size: usize,
+    /// etcd line or version the cluster runs: 3.5, 3.4, or a full version with a local image.
     #[arg(long, default_value = image::DEFAULT_VERSION)]
     pub version: String,
     /// Restore with another etcd version (3.4 → 3.5 works; the reverse is refused).
     #[arg(long)]
     pub restore_version: Option<String>,
+    /// Client and peer TLS with client-certificate auth, like the seed's etcdctl procedure.
     #[arg(long)]
     pub tls: bool,
     /// quorum: a majority lost for good; all: every member lost.
@@ -38,13 +43,16 @@ pub struct RestoreDrillArgs {
     /// Writes after the snapshot (lost by design; counted as RPO). Default: 1% of keys, at least 10.
     #[arg(long)]
     pub post_snapshot_writes: Option<usize>,
+    /// Restore with `--bump-revision N --mark-compacted` (etcd 3.5).
     #[arg(long)]
     pub bump_revision: Option<u64>,
     /// Member names after the restore, e.g. etcd-1,etcd-2,etcd-4 (the RKE node replacement).
     #[arg(long, value_delimiter = ',')]
     pub restore_members: Option<Vec<String>>,
+    /// Seed for the dataset and every random choice; printed, so a run can be replayed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -56,8 +64,10 @@ pub struct VerifySnapshotArgs {
     /// newest object under it (AWS_* environment variables; AWS_ENDPOINT_URL for
     /// S3-compatible servers). gzip and zip are unpacked.
     pub source: String,
+    /// Members of the throwaway cluster the backup is restored into, 1 to 9.
     #[arg(long, default_value_t = 3)]
     pub members: usize,
+    /// etcd line or version to restore with: 3.5, 3.4, or a full version with a local image.
     #[arg(long, default_value = image::DEFAULT_VERSION)]
     pub version: String,
     /// Accept a `db` file copied from a data dir (no sha256 trailer).
@@ -85,6 +95,7 @@ pub struct VerifySnapshotArgs {
     /// Also write report.json, summary.md, junit.xml, report.html and metrics.prom here.
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -200,6 +211,7 @@ pub(super) async fn verify_snapshot(args: VerifySnapshotArgs, run_id: String) ->
     if let Some(dir) = &args.report_dir {
         let report = r.to_drill_report(started_at_ms, now_ms());
         let out = crate::drill::write_reports(dir, &report, 1)?;
+        crate::drill::point_latest(dir, &report.scenario, &out)?;
         eprintln!("reports written to {}", out.display());
     }
     if args.json {

@@ -14,29 +14,35 @@ pub struct UpArgs {
     /// Number of members, 1 to 9.
     #[arg(long)]
     pub size: usize,
+    /// Cluster name (default: drill-<random>); 1-40 of a-z, 0-9 and '-'.
     #[arg(long)]
     pub name: Option<String>,
+    /// etcd line or version: 3.5, 3.4, or a full version with a local image.
     #[arg(long, default_value = image::DEFAULT_VERSION)]
     pub version: String,
     /// Client and peer TLS with client-certificate auth, like the seed's etcdctl procedure.
     #[arg(long)]
     pub tls: bool,
+    /// Print the cluster (members, client URLs, certificates) as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct FaultArgs {
+    /// The cluster to inject into (from `cluster up`).
     #[arg(long)]
     pub cluster: String,
     /// permanent, kill, stop, restart, pause, unpause, partition, heal, wipe-data
     pub fault: String,
-    /// leader, follower, random, member:<i>, count:<k>
-    #[arg(long, default_value = "random")]
-    pub target: String,
+    /// leader, follower, random, member:<i>, count:<k> (default random; for `heal`,
+    /// every transient fault: paused, partitioned, killed and stopped members)
+    #[arg(long)]
+    pub target: Option<String>,
     /// Seed for random targets; printed, so a choice can be replayed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Print the seed and the events as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -159,13 +165,19 @@ pub(super) async fn ls(json: bool) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub(super) async fn down(name: &str) -> Result<Outcome> {
+/// Tears a cluster down. One that does not exist is a note, exit 0, so teardown steps can
+/// run whatever happened before them; `strict` makes it an error.
+pub(super) async fn down(name: &str, strict: bool) -> Result<Outcome> {
     cluster::validate_name(name)?;
     let docker = docker::connect().await?;
     if docker::list_objects(&docker, &Selector::cluster(name))
         .await?
         .is_empty()
     {
+        if !strict {
+            println!("no cluster named {name}: nothing to remove");
+            return Ok(Outcome::Ok);
+        }
         return Err(Error::InvalidInput(format!(
             "no cluster named {name}; `etcd-drill cluster ls` lists the running ones"
         )));
@@ -184,12 +196,25 @@ struct FaultJson<'a> {
 
 pub(super) async fn fault(args: FaultArgs) -> Result<Outcome> {
     let kind: FaultKind = args.fault.parse()?;
-    let target: Target = args.target.parse()?;
+    let target: Option<Target> = args.target.as_deref().map(str::parse).transpose()?;
     let seed = args.seed.unwrap_or_else(Injector::random_seed);
     let docker = docker::connect().await?;
     let mut c = Cluster::attach(&docker, &args.cluster).await?;
     let mut inj = Injector::new(seed);
-    inj.inject(&mut c, kind, &target).await?;
+    match (kind, target) {
+        (FaultKind::Heal, None) => {
+            if inj.heal_all(&mut c).await?.is_empty() {
+                println!(
+                    "nothing to heal: no member of {} is paused, partitioned, killed or stopped",
+                    c.name()
+                );
+            }
+        }
+        (kind, target) => {
+            inj.inject(&mut c, kind, &target.unwrap_or(Target::Random))
+                .await?;
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -201,7 +226,12 @@ pub(super) async fn fault(args: FaultArgs) -> Result<Outcome> {
         );
     } else {
         for e in &inj.events {
-            println!("{:?} {} (was {:?}); seed {seed}", e.fault, e.member, e.role);
+            println!(
+                "{} {} (was {}); seed {seed}",
+                e.fault,
+                e.member,
+                e.role.as_str()
+            );
         }
     }
     Ok(Outcome::Ok)

@@ -12,16 +12,49 @@ use crate::model::scenario;
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
+    /// Scenario files (scenarios/*.toml); all are checked before any runs.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Overrides every scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Where each run writes its report directory (and latest-<scenario>).
     #[arg(long, default_value = "reports")]
     pub report_dir: PathBuf,
     /// Overrides every scenario's repeat count.
     #[arg(long)]
     pub repeat: Option<u32>,
+    /// Also write each run's metrics here, atomically, for node_exporter's textfile
+    /// collector; `{scenario}` in the path is replaced by the scenario's name (required
+    /// with several files), e.g. /var/lib/node_exporter/textfile/etcd_drill_{scenario}.prom
+    #[arg(long)]
+    pub metrics_file: Option<String>,
+}
+
+/// The metrics file of one scenario, from `--metrics-file`.
+fn metrics_path(template: &str, scenario: &str) -> PathBuf {
+    PathBuf::from(template.replace("{scenario}", scenario))
+}
+
+/// `--metrics-file` must name a writable directory, and one file per scenario.
+fn check_metrics_file(template: &str, scenarios: usize) -> Result<()> {
+    if scenarios > 1 && !template.contains("{scenario}") {
+        return Err(Error::InvalidInput(format!(
+            "--metrics-file {template} would be overwritten by each of the {scenarios} scenarios; put {{scenario}} in the name"
+        )));
+    }
+    let p = metrics_path(template, "x");
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "--metrics-file {template}: {} is not a directory; create it, or point at node_exporter's --collector.textfile.directory",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 pub(super) async fn drill(
@@ -44,6 +77,9 @@ pub(super) async fn drill(
         )));
     }
     check_report_dir(&args.report_dir)?;
+    if let Some(m) = &args.metrics_file {
+        check_metrics_file(m, loaded.len())?;
+    }
     let docker = docker::connect().await?;
     // A missing image is the environment's fault, not a failed drill: refuse up front
     // (exit 2, naming the command that builds it) rather than report a run that never began.
@@ -64,6 +100,10 @@ pub(super) async fn drill(
         // Each run's reports are written as soon as it ends.
         let mut write = |r: &DrillReport, repeat: u32| -> Result<()> {
             let dir = crate::drill::write_reports(&args.report_dir, r, repeat)?;
+            crate::drill::point_latest(&args.report_dir, &r.scenario, &dir)?;
+            if let Some(m) = &args.metrics_file {
+                crate::drill::write_metrics_file(&metrics_path(m, &r.scenario), r)?;
+            }
             all_passed &= r.passed();
             interrupted |= r.verdict == Verdict::Interrupted;
             print_run(r, &dir);
@@ -132,10 +172,10 @@ pub(super) fn validate(files: &[PathBuf]) -> Result<Outcome> {
     for f in files {
         let l = scenario::load(f)?;
         println!(
-            "{}: ok ({} steps, {} members)",
+            "{}: ok ({}, {})",
             f.display(),
-            l.scenario.steps.len(),
-            l.scenario.cluster.size.get_ref()
+            super::plural(l.scenario.steps.len(), "step"),
+            super::plural(*l.scenario.cluster.size.get_ref(), "member")
         );
     }
     Ok(Outcome::Ok)

@@ -24,7 +24,8 @@ use crate::error::Result;
 #[command(
     name = "etcd-drill",
     version,
-    about = "Chaos and disaster-recovery drills for etcd, in real containers"
+    about = "Chaos and disaster-recovery drills for etcd, in real containers",
+    after_help = "Exit codes: 0 ok; 1 a drill or verification ran and failed (a check, expectation or gate); 2 bad input or environment, before anything started; 130 interrupted, after tearing down what it started."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -57,6 +58,7 @@ pub enum Command {
     Drill(DrillArgs),
     /// Check scenario files without running them.
     Validate {
+        /// Scenario files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -101,11 +103,18 @@ pub enum ClusterCommand {
     Up(UpArgs),
     /// List clusters (every labelled cluster network), with how many members are running.
     Ls {
+        /// Print the clusters as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Tear a cluster down (containers, volumes, network, certificates).
-    Down { name: String },
+    /// Tear a cluster down (containers, volumes, network, certificates). A cluster that does
+    /// not exist is a note and exit 0, so CI teardown steps are idempotent.
+    Down {
+        name: String,
+        /// Exit 2 when there is no such cluster.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +156,15 @@ impl Outcome {
             Outcome::VerdictFailed => 1,
             Outcome::Interrupted => 130,
         }
+    }
+}
+
+/// "1 step", "2 steps": counts as people write them.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
@@ -218,8 +236,8 @@ async fn dispatch(
             command: ClusterCommand::Ls { json },
         } => cluster::ls(json).await,
         Command::Cluster {
-            command: ClusterCommand::Down { name },
-        } => cluster::down(&name).await,
+            command: ClusterCommand::Down { name, strict },
+        } => cluster::down(&name, strict).await,
         Command::Quorum(args) => table::quorum(args, run_id).await,
         Command::Fault(args) => cluster::fault(args).await,
         Command::Drill(args) => drill::drill(args, run_id, cancel).await,

@@ -17,6 +17,7 @@ pub struct QuorumArgs {
     /// Sizes to check: a range (1-9) or a list (1,3,5).
     #[arg(long, default_value = "1-9")]
     pub sizes: String,
+    /// etcd line or version: 3.5, 3.4, or a full version with a local image.
     #[arg(long, default_value = image::DEFAULT_VERSION)]
     pub version: String,
     /// Seed for victim choice; printed, so a run can be replayed.
@@ -28,6 +29,7 @@ pub struct QuorumArgs {
     /// Clusters checked at once (5 measured fastest on 2 cores, against 3 and 9).
     #[arg(long, default_value_t = 5)]
     pub parallel: usize,
+    /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
 }

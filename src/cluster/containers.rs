@@ -350,7 +350,9 @@ impl Cluster {
             let docker = docker.clone();
             let key = key.clone();
             async move {
-                if !m.state.answers_clients() {
+                // A paused member's container still runs with its port published: a handle
+                // rebuilt by `attach` needs it to unpause and reach the member.
+                if !m.state.answers_clients() && m.state != MemberState::Paused {
                     return Ok(None);
                 }
                 let info = docker

@@ -53,6 +53,17 @@ pub async fn resolve(docker: &Docker, version: &str) -> Result<EtcdImage> {
                 .unwrap_or_else(|| version.to_string());
             Ok(EtcdImage { tag, version: full })
         }
+        // A full version (3.5.99) names one release; the line's build may be another.
+        Err(e)
+            if docker::is_not_found(&e)
+                && version.trim_start_matches('v').matches('.').count() >= 2 =>
+        {
+            Err(Error::ImageVersionMissing {
+                tag,
+                version: version.trim_start_matches('v').to_string(),
+                line: line.as_str().to_string(),
+            })
+        }
         Err(e) if docker::is_not_found(&e) => Err(Error::ImageMissing {
             tag,
             version: line.as_str().to_string(),

@@ -136,6 +136,16 @@ pub enum MemberState {
 }
 
 impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Running => "running",
+            MemberState::Partitioned => "partitioned",
+            MemberState::Paused => "paused",
+            MemberState::Down => "down",
+            MemberState::Gone => "gone",
+        }
+    }
+
     /// Whether the member's process is up and reachable from the harness.
     pub fn answers_clients(self) -> bool {
         matches!(self, MemberState::Running | MemberState::Partitioned)

@@ -136,10 +136,16 @@ pub(super) async fn run(command: &str, env: &[(String, String)], timeout_s: f64)
             })
         }
         Err(_) => {
-            if let Some(pgid) = pgid {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &format!("-{pgid}")])
-                    .status();
+            // The command's own process group (process_group(0) above), and nothing else:
+            // a pgid of 0 or 1 would mean ours or init's, so those are never signalled.
+            if let Some(pgid) = pgid
+                .and_then(|p| libc::pid_t::try_from(p).ok())
+                .filter(|p| *p > 1)
+            {
+                // SAFETY: killpg only sends a signal; the group is the child's own.
+                unsafe {
+                    libc::killpg(pgid, libc::SIGKILL);
+                }
             }
             Ok(Ran {
                 code: None,

@@ -28,23 +28,33 @@ pub fn judge_expectation(
                 obs.acked_by.as_deref().unwrap_or("?")
             ),
             _ => format!(
-                "writable: expected {w}, observed {} ({} attempt(s))",
-                obs.writable, obs.attempts
+                "writable: expected {w}, observed {} ({} {})",
+                obs.writable,
+                obs.attempts,
+                if obs.attempts == 1 {
+                    "attempt"
+                } else {
+                    "attempts"
+                }
             ),
         };
         out.push(("writable", w == obs.writable, detail));
     }
     if let Some(l) = want.leader {
         let detail = format!(
-            "leader: expected {}, observed {:?}",
+            "leader: expected {}, observed {}",
             if l { "one" } else { "none" },
-            obs.leader
+            obs.leader.as_deref().unwrap_or("none")
         );
         out.push(("leader", l == obs.leader.is_some(), detail));
     }
     if let Some(n) = want.serializable_readers {
         let readers = obs.serializable_readers();
-        let detail = format!("expected {n}, observed {} {readers:?}", readers.len());
+        let detail = format!(
+            "expected {n}, observed {} [{}]",
+            readers.len(),
+            readers.join(", ")
+        );
         out.push(("serializable-readers", n == readers.len(), detail));
     }
     if let Some(n) = want.members_answering {

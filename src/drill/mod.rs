@@ -18,7 +18,7 @@ use bollard::Docker;
 
 pub use self::gates::{Expectation, evaluate_gates, judge_expectation, verdict};
 use self::progress::Progress;
-pub use self::reports::write_reports;
+pub use self::reports::{point_latest, write_metrics_file, write_reports};
 use self::runner::Runner;
 use crate::chaos::fault::Injector;
 use crate::error::{Error, Result};

@@ -37,3 +37,35 @@ pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf
     write("metrics.prom", crate::render::metrics_prom(r))?;
     Ok(out)
 }
+
+/// Points `<dir>/latest-<scenario>` at the run directory just written, so scripts need not
+/// guess timestamps: a relative symlink, replaced atomically (made under a temporary name,
+/// then renamed over the old one).
+pub fn point_latest(dir: &Path, scenario: &str, run: &Path) -> Result<PathBuf> {
+    let link = dir.join(format!("latest-{scenario}"));
+    let target = run
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| run.to_path_buf());
+    let tmp = dir.join(format!(".latest-{scenario}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&target, &tmp)
+        .map_err(Error::io("pointing at the latest report", &tmp))?;
+    std::fs::rename(&tmp, &link).map_err(Error::io("pointing at the latest report", &link))?;
+    Ok(link)
+}
+
+/// Writes the run's metrics to `path` as well (node_exporter's textfile collector reads a
+/// stable name), atomically: the collector never reads half a file.
+pub fn write_metrics_file(path: &Path, r: &DrillReport) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, crate::render::metrics_prom(r))
+        .map_err(Error::io("writing the metrics file", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io("writing the metrics file", path))
+}

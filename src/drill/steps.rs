@@ -15,7 +15,6 @@ use crate::backup::snapshot;
 use crate::backup::source::local_newest;
 use crate::backup::verify::{self, Expected};
 use crate::chaos::observe::{self, ObserveOptions};
-use crate::cluster::MemberState;
 use crate::cluster::tools::host_tools;
 use crate::error::{Error, Result};
 use crate::model::fault::{FaultKind, Target};
@@ -270,30 +269,17 @@ impl Runner<'_> {
             self.check(i, Check::new(name, passed, detail));
         }
         Ok(format!(
-            "writable {}, leader {:?}, {} serializable readers",
+            "writable {}, leader {}, {} serializable readers",
             obs.writable,
-            obs.leader,
+            obs.leader.as_deref().unwrap_or("none"),
             readers.len()
         ))
     }
 
     /// Undoes every transient fault: unpause, heal partitions, restart what is down.
     async fn heal(&mut self) -> Result<String> {
-        let c = self.started("heal")?;
-        let mut healed = vec![];
-        for m in c.members.clone() {
-            let fault = match m.state {
-                MemberState::Paused => FaultKind::Unpause,
-                MemberState::Partitioned => FaultKind::Heal,
-                MemberState::Down => FaultKind::Restart,
-                _ => continue,
-            };
-            let c = self.cluster.as_mut().expect("started");
-            self.injector
-                .inject(c, fault, &Target::Member(m.index))
-                .await?;
-            healed.push(m.name.clone());
-        }
+        let c = need(&mut self.cluster, "heal")?;
+        let healed = self.injector.heal_all(c).await?;
         // A step after heal must see a cluster that is healthy again, not one whose
         // restarted members are still replaying their logs.
         let c = self.cluster.as_mut().expect("started");

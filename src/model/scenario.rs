@@ -29,7 +29,7 @@ pub struct Scenario {
     pub seed: Option<u64>,
     /// How many times to run the scenario (1..=100).
     #[serde(default = "one")]
-    #[schemars(with = "u32")]
+    #[schemars(with = "u32", range(min = 1, max = 100))]
     pub repeat: Spanned<u32>,
     pub cluster: ClusterSection,
     #[serde(default)]
@@ -48,7 +48,7 @@ fn one() -> Spanned<u32> {
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
     /// Members, 1..=9.
-    #[schemars(with = "usize")]
+    #[schemars(with = "usize", range(min = 1, max = 9))]
     pub size: Spanned<usize>,
     /// etcd line or version with a local image: "3.5", "3.4", "3.5.16".
     #[serde(default = "default_version")]
@@ -80,10 +80,10 @@ fn default_version() -> Spanned<String> {
 #[serde(deny_unknown_fields)]
 pub struct DatasetSection {
     /// Keys a `load` step writes unless it says otherwise.
-    #[schemars(with = "usize")]
+    #[schemars(with = "usize", range(min = 1))]
     pub keys: Spanned<usize>,
     /// Bytes per value, 1..=1048576.
-    #[schemars(with = "usize")]
+    #[schemars(with = "usize", range(min = 1, max = 1048576))]
     pub value_size: Spanned<usize>,
 }
 

@@ -95,7 +95,7 @@ fn run_case(r: &DrillReport) -> Option<TestCase> {
         }
         None if unexplained_fail => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_message(format!("verdict is {:?}", r.verdict))
+            st.set_message(format!("verdict is {}", r.verdict))
                 .set_type("verdict");
             st
         }
