@@ -467,3 +467,25 @@ fn the_latest_run_is_pointed_at_and_metrics_go_where_node_exporter_reads() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("put {scenario} in the name"));
 }
+
+/// `[cluster] image`: your own local etcd image runs the drill (never pulled, never
+/// retagged); one that is not there is bad input before anything starts.
+#[test]
+fn a_users_own_image_runs_the_drill_and_a_missing_one_is_refused() {
+    let src = |image: &str| {
+        format!(
+            "name = \"ownimage\"\n[cluster]\nsize = 1\nimage = \"{image}\"\n\
+             [[steps]]\nkind = \"load\"\nkeys = 20\n[[steps]]\nkind = \"verify\"\n"
+        )
+    };
+    let (code, out, r) = run_scenario(&src("etcd-drill/etcd:3.5.16"));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(r["image"], "etcd-drill/etcd:3.5.16");
+    assert_eq!(r["etcd_version"], "3.5.16");
+    let (code, out, _, _) = run_src(&src("registry.example/etcd:never-built"));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("is not present locally (this harness never pulls)"),
+        "{out}"
+    );
+}
