@@ -93,6 +93,22 @@ async fn cluster_up_json_then_down() {
     let (code, ls, _) = run(&["cluster", "ls"]);
     assert_eq!(code, 0);
     assert!(ls.contains(&name), "{ls}");
+    // `cluster ls --json` lists the members with the URLs `up` printed, and their state.
+    let (code, ls, _) = run(&["cluster", "ls", "--json"]);
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(row["running"], 3, "{row:#}");
+    for (listed, up) in row["members"].as_array().unwrap().iter().zip(members) {
+        assert_eq!(listed["name"], up["name"], "{row:#}");
+        assert_eq!(listed["client_url"], up["client_url"], "{row:#}");
+        assert_eq!(listed["state"], "running");
+    }
     let (code, _, err) = run(&["cluster", "down", &name]);
     assert_eq!(code, 0, "{err}");
     common::assert_no_leftovers(&docker, &name).await;

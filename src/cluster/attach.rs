@@ -4,11 +4,12 @@
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
-use super::spec::{LABEL_IMAGE, LABEL_SIZE, LABEL_TLS};
+use super::spec::{CLIENT_PORT, LABEL_IMAGE, LABEL_SIZE, LABEL_TLS};
 use super::tls::Pki;
 use super::{Cluster, ClusterSpec, MemberState, image, validate_name};
 use crate::docker::{self, LABEL_MEMBER, Selector, netns};
 use crate::error::{Error, Result};
+use crate::model::etcd::member_index;
 
 impl Cluster {
     /// Rebuilds the handle of a running cluster from Docker alone (labels, container states,
@@ -104,9 +105,45 @@ pub struct ClusterRow {
     pub running: usize,
     pub tls: bool,
     pub image: String,
+    /// Each member's container as Docker has it: name, state, and the client URL it is
+    /// reachable at from this host while it runs.
+    pub members: Vec<MemberRow>,
 }
 
-/// Every cluster Docker has a network of, with how many of its containers run.
+/// One member as `cluster ls --json` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberRow {
+    pub name: String,
+    /// Docker's word for the container: running, paused, exited, created, …
+    pub state: String,
+    pub client_url: Option<String>,
+}
+
+/// A member of `cluster` from a container summary, if the container is one.
+fn member_row(
+    c: &bollard::models::ContainerSummary,
+    cluster: &str,
+    scheme: &str,
+) -> Option<MemberRow> {
+    let labels = c.labels.as_ref()?;
+    if labels.get(docker::LABEL_CLUSTER).map(String::as_str) != Some(cluster) {
+        return None;
+    }
+    let name = labels.get(docker::LABEL_MEMBER)?.clone();
+    let port = c
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.private_port == CLIENT_PORT && p.public_port.is_some())
+        .and_then(|p| p.public_port);
+    Some(MemberRow {
+        name,
+        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+        client_url: port.map(|p| format!("{scheme}://127.0.0.1:{p}")),
+    })
+}
+
+/// Every cluster Docker has a network of, with its members and how many of them run.
 pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
     let filters = Selector::all().filters();
     let nets = docker
@@ -120,6 +157,7 @@ pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
+                .all(true)
                 .filters(&filters)
                 .build(),
         ))
@@ -130,20 +168,19 @@ pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
         .filter_map(|n| {
             let l = n.labels?;
             let name = l.get(docker::LABEL_CLUSTER)?.clone();
-            let running = containers
+            let tls = l.get(LABEL_TLS).map(|t| t == "true").unwrap_or(false);
+            let scheme = if tls { "https" } else { "http" };
+            let mut members: Vec<MemberRow> = containers
                 .iter()
-                .filter(|c| {
-                    c.labels
-                        .as_ref()
-                        .and_then(|cl| cl.get(docker::LABEL_CLUSTER))
-                        == Some(&name)
-                })
-                .count();
+                .filter_map(|c| member_row(c, &name, scheme))
+                .collect();
+            members.sort_by_key(|m| member_index(&m.name));
             Some(ClusterRow {
                 size: l.get(LABEL_SIZE).and_then(|s| s.parse().ok()).unwrap_or(0),
-                tls: l.get(LABEL_TLS).map(|t| t == "true").unwrap_or(false),
+                running: members.iter().filter(|m| m.state == "running").count(),
+                tls,
                 image: l.get(LABEL_IMAGE).cloned().unwrap_or_default(),
-                running,
+                members,
                 name,
             })
         })

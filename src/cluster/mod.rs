@@ -28,7 +28,7 @@ use crate::error::Result;
 use image::EtcdImage;
 use tls::Pki;
 
-pub use attach::{ClusterRow, list};
+pub use attach::{ClusterRow, MemberRow, list};
 pub use health::{probe_member, settled_needs_leader};
 pub use spec::{
     CLIENT_PORT, ClusterSpec, DATA_DIR, MAX_SIZE, MIN_SIZE, Member, MemberState, PEER_PORT,
