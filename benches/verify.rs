@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use etcd_drill::backup::dataset::{self, Dataset};
 use etcd_drill::cluster::{Cluster, ClusterSpec};
-use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 
-const KEY: &str = "etcd-drill-test";
-const SECRET: &str = "etcd-drill-test-secret-not-for-production";
+// The tests' S3 server and uploader, not a copy of them.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -30,43 +30,6 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-/// s3s-fs on a free loopback port, serving `data`; its endpoint.
-fn start_s3(data: &Path, log: &Path) -> (std::process::Child, String) {
-    let out = std::fs::File::create(log).unwrap();
-    // Killed and reaped by main once the runs are done.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(root().join("target/tools/bin/s3s-fs"))
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--access-key",
-            KEY,
-            "--secret-key",
-            SECRET,
-        ])
-        .arg(data)
-        .env("RUST_LOG", "s3s_fs=info,s3s=warn")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("s3s-fs (run .ci/s3-server install)");
-    let marker = "server is running at http://127.0.0.1:";
-    for _ in 0..200 {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(i) = text.find(marker) {
-            let port: String = text[i + marker.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            return (child, format!("http://127.0.0.1:{port}"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("s3s-fs did not start");
 }
 
 /// A 1-member cluster loaded with `keys` × `value_size`, snapshotted with the image's own
@@ -107,35 +70,6 @@ async fn make_snapshot(keys: usize, value_size: usize, dir: &Path) -> PathBuf {
     assert!(st.success(), "etcdctl snapshot save");
     c.destroy().await.unwrap();
     file
-}
-
-async fn upload(endpoint: &str, bucket: &str, key: &str, file: &Path) {
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(bucket)
-        .with_region("us-east-1")
-        .with_access_key_id(KEY)
-        .with_secret_access_key(SECRET)
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .build()
-        .unwrap();
-    let mut up = object_store::WriteMultipart::new(
-        store
-            .put_multipart(&object_store::path::Path::from(key))
-            .await
-            .unwrap(),
-    );
-    let mut f = std::fs::File::open(file).unwrap();
-    let mut buf = vec![0u8; 16 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        up.wait_for_capacity(4).await.unwrap();
-        up.write(&buf[..n]);
-    }
-    up.finish().await.unwrap();
 }
 
 /// `etcd-drill verify-snapshot SOURCE --members 3 --json` as a child: its report, wall
@@ -213,24 +147,15 @@ async fn main() {
     };
     let size = std::fs::metadata(&snap).unwrap().len();
     eprintln!("snapshot {} bytes", size);
-    let data = work.path().join("s3");
-    std::fs::create_dir_all(data.join("backups")).unwrap();
-    let (mut server, endpoint) = start_s3(&data, &work.path().join("s3.log"));
+    let server = common::S3Server::start();
+    server.bucket("backups");
     let t = Instant::now();
-    upload(
-        &endpoint,
-        "backups",
-        "etcd/20261202_000000_snapshot.db",
-        &snap,
-    )
-    .await;
+    server
+        .put("backups", "etcd/20261202_000000_snapshot.db", &snap)
+        .await;
     eprintln!("uploaded in {:.1}s", t.elapsed().as_secs_f64());
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let s3_env = server.env();
+    let env: Vec<(&str, &str)> = s3_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let local = snap.to_str().unwrap().to_string();
     let s3 = "s3://backups/etcd/".to_string();
     let mut md = format!(
@@ -259,8 +184,7 @@ async fn main() {
                 "verdict": r["verdict"], "restore_s": r["restore_s"], "phases": r["phases"], "checks": r["checks"]}));
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let (ml, ms) = (median(&walls[0]), median(&walls[1]));
     let peak = rss.iter().flatten().cloned().fold(0.0, f64::max);
     md.push_str(&format!(

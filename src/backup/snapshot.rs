@@ -110,12 +110,17 @@ pub async fn save(cluster: &Cluster, member: &Member, dir: &Path) -> Result<Snap
 
 /// Checks a snapshot file on the host before anything else happens: not empty, and either a
 /// matching sha256 trailer or, only with `skip_hash_check`, a plain database file.
-pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
-    use std::io::Read;
-    let bad = |reason: String| Error::BadSnapshot {
+/// A refusal of the snapshot at `path`, for its reason.
+fn refusal(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::BadSnapshot {
         path: path.to_path_buf(),
         reason,
-    };
+    }
+}
+
+pub fn check_file(path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
+    use std::io::Read;
+    let bad = refusal(path);
     let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     if !meta.is_file() {
         return Err(bad("not a regular file".into()));
@@ -169,10 +174,7 @@ impl StreamCheck {
 
     /// The verdict on the bytes seen, for the file now at `path`.
     pub fn finish(self, path: &Path, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
-        let bad = |reason: String| Error::BadSnapshot {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let bad = refusal(path);
         let size = self.size;
         if size == 0 {
             return Err(bad("the file is empty".into()));

@@ -11,7 +11,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::snapshot::{StreamCheck, check_file};
+use super::snapshot::StreamCheck;
 use crate::error::{Error, Result};
 use crate::model::backup::{Integrity, SnapshotFile};
 use crate::model::source::{self, Entry, Origin, Packing, SNIFF_BYTES, Skipped, Source};
@@ -28,11 +28,11 @@ pub struct Fetched {
 
 impl Fetched {
     /// The snapshot file checked: from the hashes taken on the way when there are some,
-    /// else by reading it.
-    pub fn check(&mut self, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
+    /// else by reading it (on a blocking thread).
+    pub async fn check(&mut self, skip_hash_check: bool) -> Result<(SnapshotFile, Integrity)> {
         match self.hashed.take() {
             Some(h) => h.finish(&self.path, skip_hash_check),
-            None => check_file(&self.path, skip_hash_check),
+            None => super::record::check_snapshot(&self.path, skip_hash_check).await,
         }
     }
 }

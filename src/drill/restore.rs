@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use super::runner::{Foreign, Restored, Runner, need};
 use crate::backup::ledger::HARNESS_PREFIX;
-use crate::backup::record::{check_snapshot, record_backup};
+use crate::backup::record::record_backup;
 use crate::backup::snapshot::RestoreOptions;
 use crate::backup::source::fetch;
 use crate::backup::verify;
@@ -13,10 +13,11 @@ use crate::error::{Error, Result};
 use crate::model::expect::{
     self, BackupFacts, Expectations, QuotaFrom, parse_duration, sized_quota,
 };
-use crate::model::report::{Check, RtoPhase};
+use crate::model::report::RtoPhase;
 use crate::model::scenario::BackupExpect;
 use crate::model::source::Source;
 use crate::procedures::recover::{self, RestorePlan, Stopwatch, cluster_id};
+use crate::procedures::verify_snapshot::revision_at_least;
 
 /// A scenario's `backup = { … }` as the judge takes it.
 pub(super) fn expectations(b: &BackupExpect) -> Result<Expectations> {
@@ -69,10 +70,7 @@ impl Runner<'_> {
         std::fs::create_dir_all(&dir)
             .map_err(Error::io("creating the snapshot directory", &dir))?;
         let mut fetched = fetch(&src, &dir).await?;
-        let (file, _) = match fetched.hashed.is_some() {
-            true => fetched.check(false)?,
-            false => check_snapshot(&fetched.path, false).await?,
-        };
+        let (file, _) = fetched.check(false).await?;
         let mut backup = record_backup(c, file, false, 0).await?;
         backup.cut = self.ledger.foreign_cut();
         let c = self.cluster.as_mut().expect("started");
@@ -194,17 +192,7 @@ impl Runner<'_> {
         foreign.facts.keys = listing.keys.saturating_sub(ours);
         foreign.facts.keys_per_prefix = per_prefix;
         let want = foreign.facts.revision;
-        let revision = Check {
-            seconds: Some(0.0),
-            ..Check::new(
-                "revision",
-                listing.revision >= want.max(1),
-                format!(
-                    "restored cluster is at revision {}; the backup holds {want}",
-                    listing.revision
-                ),
-            )
-        };
+        let revision = revision_at_least(listing.revision, want);
         let found = verify::presence(
             c,
             &foreign.expect.require_prefix,

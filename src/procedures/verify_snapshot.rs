@@ -85,7 +85,7 @@ pub async fn prepare(req: &VerifyRequest) -> Result<Prepared> {
     crate::cluster::image::Line::parse(&req.version)?;
     let work = work_dir(&req.run_id)?;
     let mut fetched = fetch(&req.source, &work.path().join("snapshots")).await?;
-    let (file, integrity) = fetched.check(req.skip_hash_check)?;
+    let (file, integrity) = fetched.check(req.skip_hash_check).await?;
     Ok(Prepared {
         _work: work,
         fetched,
@@ -236,9 +236,33 @@ pub fn revision_check(restored: i64, snapshot: i64) -> Check {
     }
 }
 
+/// After a restore the harness wrote to (a drill's first write): at least the snapshot's
+/// revision, never behind it. A revision of 0 was never read.
+pub fn revision_at_least(restored: i64, snapshot: i64) -> Check {
+    Check {
+        seconds: Some(0.0),
+        ..Check::new(
+            "revision",
+            restored >= snapshot.max(1),
+            format!("restored cluster is at revision {restored}; the backup holds {snapshot}"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_cluster_behind_its_backup_fails() {
+        assert!(revision_at_least(1235, 1234).passed);
+        assert!(revision_at_least(1234, 1234).passed);
+        assert!(!revision_at_least(1233, 1234).passed, "behind the backup");
+        assert!(
+            !revision_at_least(0, 0).passed,
+            "0 is a revision never read"
+        );
+    }
 
     #[test]
     fn the_revision_check_fails_on_any_mismatch_or_an_unread_revision() {
