@@ -11,6 +11,7 @@ VERSIONS ?= 3.5 3.4
 
 deps:
 	@command -v docker >/dev/null || { echo "etcd-drill needs Docker: install Docker Engine and start it" >&2; exit 2; }
+	@.ci/docker-up
 	@[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq debian-archive-keyring >/dev/null; }
 	@command -v protoc >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq protobuf-compiler >/dev/null; }
 	@{ command -v iptables >/dev/null && command -v nsenter >/dev/null; } || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iptables util-linux >/dev/null; }
@@ -28,9 +29,12 @@ image: build
 	@for v in $(VERSIONS); do $(BIN) image build --version $$v || exit $$?; done
 
 # A real S3-compatible server for the tests (s3s-fs from crates.io, SigV4 checked), built
-# into target/tools once; the tests start their own on a free loopback port.
+# into target/tools once; the tests start their own on a free loopback port;
+# and headless Chromium from Debian's packages, which renders every shipped scenario's
+# report.html to check it is not blank.
 tools: deps
 	.ci/s3-server install
+	@command -v chromium-headless-shell >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-headless-shell fonts-dejavu-core >/dev/null; }
 
 test: image tools
 	INSTA_UPDATE=$${INSTA_UPDATE:-no} cargo nextest run --profile ci

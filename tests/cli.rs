@@ -109,6 +109,49 @@ async fn cluster_up_json_then_down() {
         assert_eq!(listed["client_url"], up["client_url"], "{row:#}");
         assert_eq!(listed["state"], "running");
     }
+    // Endpoints are the cluster's for life: a stopped and restarted member keeps its
+    // port, so the `--endpoints` a script took from `cluster up --json` still work.
+    for fault in ["stop", "restart"] {
+        let (code, _, err) = run(&["fault", "--cluster", &name, fault, "--target", "member:2"]);
+        assert_eq!(code, 0, "{fault}: {err}");
+    }
+    let (_, ls, _) = run(&["cluster", "ls", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str());
+    let urls = |ms: &serde_json::Value| -> Vec<String> {
+        let ms = ms.as_array().unwrap().iter();
+        ms.map(|m| m["client_url"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(urls(&row.unwrap()["members"]), urls(&v["members"]));
+    // Members advertise what the host reaches: etcdctl's `--cluster` discovery from the
+    // host finds all three through one of them.
+    let image = etcd_drill::cluster::image::resolve(&docker, "3.5")
+        .await
+        .unwrap();
+    let tools = etcd_drill::cluster::tools::host_tools(
+        &docker,
+        &image,
+        etcd_drill::docker::labels(&name, "t", &[]),
+    )
+    .await
+    .unwrap();
+    let health = std::process::Command::new(tools.join("etcdctl"))
+        .args(["endpoint", "health", "--cluster", "--endpoints"])
+        .arg(&urls(&v["members"])[0])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&health.stdout).to_string()
+        + &String::from_utf8_lossy(&health.stderr);
+    assert!(health.status.success(), "{said}");
+    for url in urls(&v["members"]) {
+        assert!(said.contains(&format!("{url} is healthy")), "{url}: {said}");
+    }
+
     let (code, _, err) = run(&["cluster", "down", &name]);
     assert_eq!(code, 0, "{err}");
     common::assert_no_leftovers(&docker, &name).await;
@@ -640,4 +683,64 @@ async fn ctrl_c_removes_the_state_directory_too() {
         "state directory left behind"
     );
     common::assert_no_leftovers(&docker, &name).await;
+}
+
+/// `check-history` as a user runs it on a file: the verdict is the exit code.
+#[test]
+fn check_history_exit_codes_say_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lines: &[String]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        p.display().to_string()
+    };
+    let put = |c: u64, r: u64, v: &str| {
+        format!(r#"{{"client":1,"call":{c},"return":{r},"op":"put","key":"x","value":"{v}"}}"#)
+    };
+    let get = |c: u64, r: u64, v: &str| {
+        format!(
+            r#"{{"client":2,"call":{c},"return":{r},"op":"get","key":"x","output":{{"value":"{v}"}}}}"#
+        )
+    };
+    let good = write("good.jsonl", &[put(0, 10, "1"), get(20, 30, "1")]);
+    let (code, out, err) = run(&["check-history", &good]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("linearizable: 2 operations on 1 keys"),
+        "{out}"
+    );
+
+    let stale = write(
+        "stale.jsonl",
+        &[put(0, 10, "1"), put(20, 30, "2"), get(40, 50, "1")],
+    );
+    let (code, out, _) = run(&["check-history", &stale]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("! #2 client 2 [40, 50] get x -> \"1\""),
+        "{out}"
+    );
+    let (code, out, _) = run(&["check-history", &stale, "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "not-linearizable");
+    assert_eq!(v["window"]["stuck"], serde_json::json!([2]));
+
+    // Thirty concurrent writes and a read of a value none wrote: no verdict in 10 ms.
+    let mut hard: Vec<String> = (0..30).map(|i| put(0, 1000, &i.to_string())).collect();
+    hard.push(get(0, 1000, "never written"));
+    let hard = write("hard.jsonl", &hard);
+    let (code, out, _) = run(&["check-history", &hard, "--timeout", "0.01"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("unknown:"), "{out}");
+
+    let bad = write(
+        "bad.jsonl",
+        &[put(0, 10, "1"), "{\"client\":1}".to_string()],
+    );
+    let (code, _, err) = run(&["check-history", &bad]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.jsonl:2:"), "{err}");
+    let (code, _, err) = run(&["check-history", &good, "--timeout", "0"]);
+    assert_eq!(code, 2, "{err}");
 }

@@ -39,6 +39,27 @@ fn drill_passes(name: &str) {
         !checks.is_empty(),
         "a pass needs evidence: {name} has no checks"
     );
+    // What a reader opens: the report, rendered by a real browser, is not blank.
+    common::browser::assert_report_renders(&dir.join("report.html"), common::browser::GREEN);
+}
+
+#[test]
+fn the_screenshot_check_catches_a_blank_or_unstyled_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let blank = dir.path().join("blank.html");
+    std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
+    let unstyled = dir.path().join("unstyled.html");
+    std::fs::write(
+        &unstyled,
+        "<html><body><h1>PASS</h1><p>etcd-drill</p></body></html>",
+    )
+    .unwrap();
+    for page in [blank, unstyled] {
+        let caught = std::panic::catch_unwind(|| {
+            common::browser::assert_report_renders(&page, common::browser::GREEN)
+        });
+        assert!(caught.is_err(), "{} passed the check", page.display());
+    }
 }
 
 macro_rules! shipped {

@@ -202,10 +202,6 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
     if let Some(mm) = cluster.members.iter_mut().find(|x| x.name == name) {
         mm.state = new_state;
     }
-    if kind == FaultKind::Restart {
-        // Docker may publish the client port on another host port after a restart.
-        cluster.refresh_ports().await?;
-    }
     if matches!(kind, FaultKind::Restart | FaultKind::Unpause) {
         // Docker returns once the process runs; etcd listens a moment later. Until then its
         // port proxy resets connections, which the next step would take for a fault.

@@ -4,3 +4,4 @@
 pub mod fault;
 pub mod observe;
 pub mod victims;
+pub mod workload;

@@ -94,6 +94,7 @@ mod tests {
                 container: String::new(),
                 volume: String::new(),
                 client_url: String::new(),
+                host_port: 0,
                 peer_url: String::new(),
                 id: 0,
                 state: *s,

@@ -25,7 +25,7 @@ use crate::error::Result;
     name = "etcd-drill",
     version,
     about = "Chaos and disaster-recovery drills for etcd, in real containers",
-    after_help = "Exit codes: 0 ok; 1 a drill or verification ran and failed (a check, expectation or gate); 2 bad input or environment, before anything started; 130 interrupted, after tearing down what it started."
+    after_help = "Exit codes: 0 ok; 1 a drill or verification ran and failed (a check, expectation or gate); 2 bad input or environment, before anything started; 3 check-history could not decide in time; 130 interrupted, after tearing down what it started."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -68,6 +68,22 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         command: ReportCommand,
+    },
+    /// Check a client history (history.jsonl, one operation per line) for
+    /// linearizability: exit 0 linearizable, 1 not linearizable, 3 undecided in time,
+    /// 2 bad input.
+    CheckHistory {
+        /// The history file (a drill writes history.jsonl beside its reports).
+        file: PathBuf,
+        /// kv: a register per key; etcd: that plus one global revision across keys.
+        #[arg(long, value_enum, default_value_t = HistoryModel::Kv)]
+        model: HistoryModel,
+        /// Give up after this many seconds (the verdict is then "unknown", exit 3).
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run
     /// left), and the state directories of clusters that no longer exist.
@@ -137,6 +153,19 @@ pub enum ReportCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Render summary.md, junit.xml, report.html and metrics.prom again from a report
+    /// directory's report.json (e.g. after upgrading etcd-drill); report.json is kept.
+    Render {
+        /// The report directory (holding report.json).
+        dir: PathBuf,
+    },
+}
+
+/// The model `check-history` checks against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryModel {
+    Kv,
+    Etcd,
 }
 
 /// How a command ended, when it ran to the end.
@@ -147,6 +176,8 @@ pub enum Outcome {
     VerdictFailed,
     /// Stopped by Ctrl-C/SIGTERM after tearing down.
     Interrupted,
+    /// A check ran out of time without a verdict (`check-history`).
+    Undecided,
 }
 
 impl Outcome {
@@ -155,6 +186,7 @@ impl Outcome {
             Outcome::Ok => 0,
             Outcome::VerdictFailed => 1,
             Outcome::Interrupted => 130,
+            Outcome::Undecided => 3,
         }
     }
 }
@@ -261,8 +293,17 @@ async fn dispatch(
             };
             report::compare(&old, &new, options, force)
         }
+        Command::Report {
+            command: ReportCommand::Render { dir },
+        } => report::render(&dir),
         Command::RestoreDrill(args) => backup::restore_drill(args, run_id).await,
         Command::VerifySnapshot(args) => backup::verify_snapshot(args, run_id).await,
         Command::Cleanup { cluster } => admin::cleanup(cluster.as_deref()).await,
+        Command::CheckHistory {
+            file,
+            model,
+            timeout,
+            json,
+        } => report::check_history(&file, model, timeout, json),
     }
 }

@@ -1,4 +1,5 @@
-//! `report compare`: what changed between two runs of one scenario.
+//! `report compare`: what changed between two runs of one scenario; `report render`:
+//! the rendered reports again from a report.json.
 
 use std::path::Path;
 
@@ -32,6 +33,59 @@ pub(super) fn compare(
         Outcome::VerdictFailed
     } else {
         Outcome::Ok
+    })
+}
+
+/// `report render DIR`: the rendered reports again, from the directory's report.json.
+pub(super) fn render(dir: &Path) -> Result<Outcome> {
+    if !dir.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "{}: not a directory; pass a report directory (it holds report.json)",
+            dir.display()
+        )));
+    }
+    let r = read_report(dir)?;
+    crate::drill::write_rendered(dir, &r)?;
+    println!("rendered {} from its report.json", dir.display());
+    Ok(Outcome::Ok)
+}
+
+/// `check-history FILE`: the history read and checked; the verdict is the exit code.
+pub(super) fn check_history(
+    file: &Path,
+    model: super::HistoryModel,
+    timeout: f64,
+    json: bool,
+) -> Result<Outcome> {
+    use crate::model::linearize::{self, Linearizability, Model};
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(Error::InvalidInput(format!(
+            "--timeout {timeout}: use a number of seconds > 0, e.g. 60"
+        )));
+    }
+    let text = std::fs::read_to_string(file).map_err(Error::io("reading a history", file))?;
+    let history = crate::model::history::parse(&file.display().to_string(), &text)
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    if history.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no operations; a history has one JSON object per line",
+            file.display()
+        )));
+    }
+    let model = match model {
+        super::HistoryModel::Kv => Model::Kv,
+        super::HistoryModel::Etcd => Model::Etcd,
+    };
+    let c = linearize::check(&history, model, std::time::Duration::from_secs_f64(timeout));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
+    } else {
+        print!("{}", crate::render::history_check_text(&c, &history));
+    }
+    Ok(match c.verdict {
+        Linearizability::Linearizable => Outcome::Ok,
+        Linearizability::NotLinearizable => Outcome::VerdictFailed,
+        Linearizability::Unknown => Outcome::Undecided,
     })
 }
 

@@ -6,7 +6,7 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOption
 
 use super::spec::{CLIENT_PORT, LABEL_IMAGE, LABEL_SIZE, LABEL_TLS};
 use super::tls::Pki;
-use super::{Cluster, ClusterSpec, MemberState, image, validate_name};
+use super::{Cluster, ClusterSpec, MemberState, image, ports, validate_name};
 use crate::docker::{self, LABEL_MEMBER, Selector, netns};
 use crate::error::{Error, Result};
 use crate::model::etcd::member_index;
@@ -76,7 +76,7 @@ impl Cluster {
             let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
             cluster.pki = Some(Pki::load(&cluster.run_dir.join("pki"), &names)?);
         }
-        cluster.refresh_ports().await?;
+        cluster.read_ports().await?;
         cluster.read_partitions().await;
         Ok(cluster)
     }
@@ -130,12 +130,17 @@ fn member_row(
         return None;
     }
     let name = labels.get(docker::LABEL_MEMBER)?.clone();
-    let port = c
-        .ports
-        .iter()
-        .flatten()
-        .find(|p| p.private_port == CLIENT_PORT && p.public_port.is_some())
-        .and_then(|p| p.public_port);
+    // The fixed port its label records, else (an older container) what Docker publishes.
+    let port = labels
+        .get(ports::LABEL_CLIENT_PORT)
+        .and_then(|l| ports::parse_ports(l).first().copied())
+        .or_else(|| {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.private_port == CLIENT_PORT && p.public_port.is_some())
+                .and_then(|p| p.public_port)
+        });
     Some(MemberRow {
         name,
         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
@@ -143,8 +148,13 @@ fn member_row(
     })
 }
 
-/// Every cluster Docker has a network of, with its members and how many of them run.
-pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
+/// Every network and container (running or not) labelled etcd-drill=1.
+pub(super) async fn labelled(
+    docker: &Docker,
+) -> Result<(
+    Vec<bollard::models::Network>,
+    Vec<bollard::models::ContainerSummary>,
+)> {
     let filters = Selector::all().filters();
     let nets = docker
         .list_networks(Some(
@@ -163,6 +173,12 @@ pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
         ))
         .await
         .map_err(Error::docker("listing containers"))?;
+    Ok((nets, containers))
+}
+
+/// Every cluster Docker has a network of, with its members and how many of them run.
+pub async fn list(docker: &Docker) -> Result<Vec<ClusterRow>> {
+    let (nets, containers) = labelled(docker).await?;
     let mut rows: Vec<ClusterRow> = nets
         .into_iter()
         .filter_map(|n| {

@@ -12,6 +12,7 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 
 use super::image::{self, BIN_DIR};
+use super::ports;
 use super::spec::{LABEL_IMAGE, LABEL_SIZE, LABEL_TLS};
 use super::tls::{CONTAINER_PKI_DIR, Pki};
 use super::{
@@ -33,7 +34,6 @@ impl Cluster {
         let mut cluster = Cluster::create(docker, spec).await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "network created");
         cluster.create_and_start_members().await?;
-        cluster.refresh_ports().await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "members started");
         cluster.wait_healthy(cluster.spec.start_timeout).await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "healthy");
@@ -66,10 +66,18 @@ impl Cluster {
             volumes: cluster.members.iter().map(|m| m.volume.clone()).collect(),
         };
         docker::ensure_cluster_name_free(docker, &cluster.spec.name, &wanted).await?;
+        // Held until the network's label records the picked ports.
+        let lock = ports::lock().await?;
+        let picked = ports::pick(cluster.members.len(), &ports::taken(docker).await?)?;
+        let scheme = cluster.scheme();
+        for (m, p) in cluster.members.iter_mut().zip(picked) {
+            m.set_host_port(scheme, p);
+        }
         cluster.keep = false;
         // The network first: a run directory then never exists without a Docker object,
         // which `cleanup` would take for a killed run's leftover.
         cluster.create_network().await?;
+        drop(lock);
         if cluster.spec.tls {
             let names: Vec<(String, Vec<String>)> = cluster
                 .members
@@ -84,10 +92,13 @@ impl Cluster {
     async fn create_network(&self) -> Result<()> {
         let size = self.spec.size.to_string();
         let tls = self.spec.tls.to_string();
+        let host_ports: Vec<u16> = self.members.iter().map(|m| m.host_port).collect();
+        let host_ports = ports::join_ports(&host_ports);
         let labels = self.labels(&[
             (LABEL_SIZE, &size),
             (LABEL_TLS, &tls),
             (LABEL_IMAGE, &self.image.tag),
+            (ports::LABEL_CLIENT_PORTS, &host_ports),
         ]);
         let request = NetworkCreateRequest {
             name: self.network.clone(),
@@ -108,10 +119,10 @@ impl Cluster {
                 "--listen-client-urls",
                 format!("{s}://0.0.0.0:{CLIENT_PORT}"),
             ),
-            (
-                "--advertise-client-urls",
-                format!("{s}://{}:{CLIENT_PORT}", m.name),
-            ),
+            // What the host reaches (its published port), so `etcdctl endpoint health
+            // --cluster` from the host works; the harness never discovers endpoints
+            // through the member list from inside the network.
+            ("--advertise-client-urls", m.client_url.clone()),
             ("--listen-peer-urls", format!("{s}://0.0.0.0:{PEER_PORT}")),
             ("--initial-advertise-peer-urls", m.peer_url.clone()),
             ("--initial-cluster", initial_cluster.to_string()),
@@ -147,7 +158,8 @@ impl Cluster {
         initial_cluster: &str,
         state: &str,
     ) -> Result<()> {
-        let labels = self.labels(&[(LABEL_MEMBER, &m.name)]);
+        let port = m.host_port.to_string();
+        let labels = self.labels(&[(LABEL_MEMBER, &m.name), (ports::LABEL_CLIENT_PORT, &port)]);
         self.docker
             .create_volume(VolumeCreateRequest {
                 name: Some(m.volume.clone()),
@@ -181,7 +193,7 @@ impl Cluster {
     }
 
     /// The member's container: etcd on its volume, on the cluster network under its member
-    /// name, its client port published on loopback.
+    /// name, its client port published on loopback at the member's own host port.
     fn member_container(
         &self,
         m: &Member,
@@ -201,11 +213,9 @@ impl Cluster {
                 mounts: Some(vec![docker::volume_mount(&m.volume, VOLUME_MOUNT)]),
                 port_bindings: Some(HashMap::from([(
                     port_key,
-                    // Docker picks the port: its allocator is race-free across concurrent
-                    // clusters, unlike choosing one here. Read back after every start.
                     Some(vec![PortBinding {
                         host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
+                        host_port: Some(m.host_port.to_string()),
                     }]),
                 )])),
                 network_mode: Some(self.network.clone()),
@@ -335,26 +345,22 @@ impl Cluster {
             container: format!("{}-{name}", self.spec.name),
             volume: format!("{}-{name}-data", self.spec.name),
             client_url: String::new(),
+            host_port: 0,
             peer_url: format!("{s}://{name}:{PEER_PORT}"),
             id: 0,
             state: MemberState::Running,
         }
     }
 
-    /// Reads each running member's published client port back from Docker.
-    pub async fn refresh_ports(&mut self) -> Result<()> {
+    /// Reads each member's host port back from Docker (`attach`): the fixed binding of
+    /// its container, running or not, else (a container made before ports were fixed) the
+    /// port Docker published for a running one.
+    pub(super) async fn read_ports(&mut self) -> Result<()> {
         let key = format!("{CLIENT_PORT}/tcp");
-        let scheme = self.scheme();
         let docker = self.docker.clone();
         let ports = futures_util::future::join_all(self.members.iter().map(|m| {
-            let docker = docker.clone();
-            let key = key.clone();
+            let (docker, key) = (docker.clone(), key.clone());
             async move {
-                // A paused member's container still runs with its port published: a handle
-                // rebuilt by `attach` needs it to unpause and reach the member.
-                if !m.state.answers_clients() && m.state != MemberState::Paused {
-                    return Ok(None);
-                }
                 let info = docker
                     .inspect_container(
                         &m.container,
@@ -362,25 +368,27 @@ impl Cluster {
                     )
                     .await
                     .map_err(Error::docker(format!("inspecting member {}", m.name)))?;
-                let port = info
+                let first_port = |b: Option<Vec<PortBinding>>| {
+                    b.into_iter()
+                        .flatten()
+                        .find_map(|b| b.host_port?.parse::<u16>().ok())
+                };
+                let fixed = info
+                    .host_config
+                    .and_then(|h| h.port_bindings)
+                    .and_then(|mut p| p.remove(&key).flatten());
+                let published = info
                     .network_settings
                     .and_then(|n| n.ports)
-                    .and_then(|p| p.get(&key).cloned().flatten())
-                    .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-                    .and_then(|p| p.parse::<u16>().ok());
-                match port {
-                    Some(p) => Ok(Some(p)),
-                    None => Err(Error::Failed(format!(
-                        "member {} has no published client port",
-                        m.name
-                    ))),
-                }
+                    .and_then(|mut p| p.remove(&key).flatten());
+                Ok::<_, Error>(first_port(fixed).or_else(|| first_port(published)))
             }
         }))
         .await;
+        let scheme = self.scheme();
         for (m, p) in self.members.iter_mut().zip(ports) {
             if let Some(p) = p? {
-                m.client_url = format!("{scheme}://127.0.0.1:{p}");
+                m.set_host_port(scheme, p);
             }
         }
         Ok(())
@@ -391,17 +399,29 @@ impl Cluster {
     pub async fn start_all(&mut self) -> Result<()> {
         futures_util::future::try_join_all(self.members.iter().map(|m| self.start_member(m)))
             .await?;
-        self.refresh_ports().await
+        Ok(())
     }
 
-    /// Starts one created member's container. Its client port is known only after
-    /// [`Cluster::refresh_ports`].
+    /// Starts one created member's container, on its own host port.
     pub async fn start_member(&self, m: &Member) -> Result<()> {
-        self.docker
+        let r = self
+            .docker
             .start_container(&m.container, None::<StartContainerOptions>)
-            .await
-            .map_err(Error::docker(format!("starting member {}", m.name)))
+            .await;
+        match r {
+            Err(e) if port_in_use(&e.to_string()) => Err(Error::Failed(format!(
+                "member {}'s client port 127.0.0.1:{} is held by another process; stop it, \
+                 or recreate the cluster (`cluster down`, `cluster up`) to get new ports",
+                m.name, m.host_port
+            ))),
+            r => r.map_err(Error::docker(format!("starting member {}", m.name))),
+        }
     }
+}
+
+/// Docker's words when a published port cannot be bound (docker-proxy or the allocator).
+fn port_in_use(msg: &str) -> bool {
+    msg.contains("port is already allocated") || msg.contains("address already in use")
 }
 
 /// Re-roots every entry of a tar archive under `prefix/`, creating the directory entry.

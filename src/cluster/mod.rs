@@ -4,13 +4,14 @@
 //!
 //! The files: `spec` what a cluster and its members are, `containers` creating and
 //! starting them, `health` talking to members and waiting for health, `reconfig` changing
-//! the member set, `attach` rebuilding a handle from Docker, `state` the run directories
-//! on disk; [`image`] and [`tls`] the etcd image and certificates.
+//! the member set, `attach` rebuilding a handle from Docker, `ports` the members' host
+//! ports, `state` the run directories on disk; [`image`] and [`tls`] the etcd image and certificates.
 
 mod attach;
 mod containers;
 mod health;
 pub mod image;
+mod ports;
 mod reconfig;
 mod spec;
 mod state;

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use bollard::query_parameters::StartContainerOptions;
 use etcd_client::Client;
 use tonic::Code;
 
-use super::{Cluster, MemberState, member_name};
+use super::{Cluster, MemberState, member_name, ports};
 use crate::error::{Error, Result};
 use crate::poll::{self, Attempt};
 
@@ -31,8 +30,27 @@ impl Cluster {
         )
         .await?;
         let mut members = vec![];
+        // A member keeps its host port through a restore; a name new to the cluster gets
+        // one. (Its lock is released before the container exists: a concurrent run could
+        // pick the same port in that moment, and would then fail to start, saying so.)
+        let fresh = names.iter().filter(|n| self.member(n).is_none()).count();
+        let mut picked = match fresh {
+            0 => vec![],
+            n => {
+                let _lock = ports::lock().await?;
+                // The removed members' ports are this cluster's still.
+                let mut taken = ports::taken(&self.docker).await?;
+                taken.extend(self.members.iter().map(|m| m.host_port));
+                ports::pick(n, &taken)?
+            }
+        };
         for n in names {
-            let m = self.new_member(n);
+            let mut m = self.new_member(n);
+            let port = match self.member(n) {
+                Some(old) => old.host_port,
+                None => picked.pop().unwrap_or(0),
+            };
+            m.set_host_port(self.scheme(), port);
             if let Some(pki) = self.pki.as_mut()
                 && pki.member_archive(n).is_err()
             {
@@ -85,7 +103,11 @@ impl Cluster {
             .max(old.index)
             + 1;
         let name = member_name(next);
-        let new = self.new_member(&name);
+        let mut new = self.new_member(&name);
+        // Held until the new container's label records its port.
+        let lock = ports::lock().await?;
+        let port = ports::pick(1, &ports::taken(&self.docker).await?)?[0];
+        new.set_host_port(self.scheme(), port);
         if let Some(pki) = self.pki.as_mut() {
             pki.add_member(&name, &[name.clone(), new.container.clone()])?;
         }
@@ -93,11 +115,8 @@ impl Cluster {
         self.members.push(new.clone());
         let initial = self.initial_cluster();
         self.create_member(&new, &initial, "existing").await?;
-        self.docker
-            .start_container(&new.container, None::<StartContainerOptions>)
-            .await
-            .map_err(Error::docker(format!("starting new member {name}")))?;
-        self.refresh_ports().await?;
+        drop(lock);
+        self.start_member(&new).await?;
         self.spec.size = self.members.len();
         self.wait_healthy(self.spec.start_timeout).await?;
         Ok(name)

@@ -110,15 +110,26 @@ pub struct Member {
     pub name: String,
     pub container: String,
     pub volume: String,
-    /// From the host: `http(s)://127.0.0.1:<published port>`; the port is Docker's choice,
-    /// known once the container has started (see [`Cluster::refresh_ports`](super::Cluster::refresh_ports)).
+    /// From the host: `http(s)://127.0.0.1:<host_port>`, also what the member advertises, so
+    /// `etcdctl endpoint health --cluster` works from the host.
     pub client_url: String,
+    /// Its client port on 127.0.0.1, picked once (see `cluster/ports.rs`) and kept across
+    /// restarts and re-creations; 0 until picked.
+    pub host_port: u16,
     /// From the cluster network: `http(s)://etcd-<index>:2380`.
     pub peer_url: String,
     /// etcd's member ID, known once the cluster is healthy.
     pub id: u64,
     /// What the fault injector has done to it.
     pub state: MemberState,
+}
+
+impl Member {
+    /// Gives the member its host port (and so its client URL) for the cluster's life.
+    pub fn set_host_port(&mut self, scheme: &str, port: u16) {
+        self.host_port = port;
+        self.client_url = format!("{scheme}://127.0.0.1:{port}");
+    }
 }
 
 /// A member's condition as the harness left it. Only `Running` members are expected to

@@ -236,12 +236,14 @@ mod tests {
         .unwrap();
         let phase = |name: RtoPhase| PhaseRecord { name, seconds: 1.0 };
         let partial = Rto {
+            start_s: None,
             total_s: 2.0,
             phases: vec![phase(RtoPhase::StopSurvivors), phase(RtoPhase::Restore)],
         };
         let g = evaluate_gates(&s, Some(&partial), None, None);
         assert!(!g[0].passed && g[0].actual.is_none(), "{g:?}");
         let whole = Rto {
+            start_s: None,
             total_s: 3.0,
             phases: vec![
                 phase(RtoPhase::StopSurvivors),

@@ -11,6 +11,7 @@ mod reports;
 mod restore;
 mod runner;
 mod steps;
+mod workload;
 
 use std::time::SystemTime;
 
@@ -18,7 +19,7 @@ use bollard::Docker;
 
 pub use self::gates::{Expectation, evaluate_gates, judge_expectation, verdict};
 use self::progress::Progress;
-pub use self::reports::{point_latest, write_metrics_file, write_reports};
+pub use self::reports::{point_latest, write_metrics_file, write_rendered, write_reports};
 use self::runner::Runner;
 use crate::chaos::fault::Injector;
 use crate::error::{Error, Result};
@@ -83,6 +84,7 @@ async fn run_once(
     let started_at_ms = now_ms();
     let mut r = Runner::new(docker, s, opts, seed);
     let (steps, mut error) = run_steps(&mut r).await;
+    r.stop_workload(steps.len()).await;
     r.stop_writer().await;
     r.finish_rto();
     if let Some(c) = r.cluster.take()
@@ -128,6 +130,8 @@ async fn run_once(
         steps,
         fault_events,
         probes: found.probes,
+        write_windows: found.write_windows,
+        history: found.history,
         snapshots: r.snaps.into_iter().map(|x| x.record).collect(),
         rto: found.rto,
         rpo: found.rpo,
@@ -152,12 +156,16 @@ async fn run_steps(r: &mut Runner<'_>) -> (Vec<StepRecord>, Option<String>) {
         let step = step.get_ref();
         progress.step(i, &step.title());
         let start_s = r.at();
+        if Runner::stops_workload(step.kind()) {
+            r.stop_workload(i).await;
+        }
         let result = tokio::select! {
             biased;
             _ = r.opts.cancel.cancelled() => Err(Error::Failed("interrupted by a signal".into())),
             res = r.step(i, step) => res,
         };
         let seconds = r.at() - start_s;
+        r.start_workload();
         let failed_checks = r
             .found
             .checks

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::backup::ledger::{HARNESS_PREFIX, Ledger};
 use crate::cluster::{Cluster, MemberState};
+use crate::model::report::UNWRITABLE_AFTER_S;
 
 /// A write the background writer tried: its value and, when acknowledged, its revision.
 type TriedWrite = (String, Option<i64>);
@@ -16,11 +17,30 @@ fn writer_key() -> String {
     format!("{HARNESS_PREFIX}writer")
 }
 
+/// What the writer saw: when it ran, and each stretch without an acknowledged write that
+/// was long enough to count as an outage.
+pub(super) struct WriterRun {
+    pub started: Instant,
+    pub ended: Instant,
+    pub max_gap: Duration,
+    pub gaps: Vec<(Instant, Instant)>,
+}
+
+impl WriterRun {
+    fn gap(&mut self, from: Instant, to: Instant) {
+        let d = to - from;
+        self.max_gap = self.max_gap.max(d);
+        if d.as_secs_f64() >= UNWRITABLE_AFTER_S {
+            self.gaps.push((from, to));
+        }
+    }
+}
+
 /// Writes every 50 ms through whichever members answer, remembering when writes were
 /// acknowledged, to measure the longest stretch without one.
 pub(super) struct WriteMonitor {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: tokio::task::JoinHandle<Duration>,
+    handle: tokio::task::JoinHandle<WriterRun>,
     endpoints: Arc<Mutex<Vec<String>>>,
     /// Every write tried since the last drain: its value and, when acknowledged, revision.
     writes: Arc<Mutex<Vec<TriedWrite>>>,
@@ -38,7 +58,12 @@ impl WriteMonitor {
         let (s, e, w) = (stop.clone(), endpoints.clone(), writes.clone());
         let handle = tokio::spawn(async move {
             let mut last_ack = Instant::now();
-            let mut max_gap = Duration::ZERO;
+            let mut run = WriterRun {
+                started: last_ack,
+                ended: last_ack,
+                max_gap: Duration::ZERO,
+                gaps: vec![],
+            };
             let mut i = 0usize;
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
                 let eps = e.lock().map(|g| g.clone()).unwrap_or_default();
@@ -58,15 +83,18 @@ impl WriteMonitor {
                         g.push((value, revision));
                     }
                     if revision.is_some() {
-                        max_gap = max_gap.max(last_ack.elapsed());
-                        last_ack = Instant::now();
+                        let now = Instant::now();
+                        run.gap(last_ack, now);
+                        last_ack = now;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            max_gap.max(last_ack.elapsed())
+            run.ended = Instant::now();
+            run.gap(last_ack, run.ended);
+            run
         });
         WriteMonitor {
             stop,
@@ -93,16 +121,13 @@ impl WriteMonitor {
         }
     }
 
-    pub(super) async fn finish(self, ledger: &mut Ledger) -> f64 {
+    /// Stops the writer; `None` if its task died (then nothing it measured holds).
+    pub(super) async fn finish(self, ledger: &mut Ledger) -> Option<WriterRun> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let writes = self.writes.clone();
-        let gap = self
-            .handle
-            .await
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(f64::INFINITY);
+        let run = self.handle.await.ok();
         WriteMonitor::drain_from(&writes, ledger);
-        gap
+        run
     }
 }
 

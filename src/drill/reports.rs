@@ -19,14 +19,25 @@ pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf
     };
     let out = dir.join(format!("{ts}-{}{suffix}", r.scenario));
     std::fs::create_dir_all(&out).map_err(Error::io("creating the report directory", &out))?;
+    let p = out.join("report.json");
+    let json = serde_json::to_string_pretty(r).expect("report serializes") + "\n";
+    std::fs::write(&p, json).map_err(Error::io("writing a report", &p))?;
+    if !r.history.is_empty() {
+        let p = out.join("history.jsonl");
+        let lines: String = r.history.iter().map(|h| h.to_line() + "\n").collect();
+        std::fs::write(&p, lines).map_err(Error::io("writing the history", &p))?;
+    }
+    write_rendered(&out, r)?;
+    Ok(out)
+}
+
+/// Every report rendered from `r` (all but `report.json`) into `out`: what `report
+/// render` redoes for a report written by an earlier version.
+pub fn write_rendered(out: &Path, r: &DrillReport) -> Result<()> {
     let write = |name: &str, body: String| -> Result<()> {
         let p = out.join(name);
         std::fs::write(&p, body).map_err(Error::io("writing a report", &p))
     };
-    write(
-        "report.json",
-        serde_json::to_string_pretty(r).expect("report serializes") + "\n",
-    )?;
     write("summary.md", crate::render::summary_md(r))?;
     write(
         "junit.xml",
@@ -34,8 +45,7 @@ pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf
             .map_err(|e| Error::Failed(format!("rendering junit.xml: {e}")))?,
     )?;
     write("report.html", crate::render::report_html(r))?;
-    write("metrics.prom", crate::render::metrics_prom(r))?;
-    Ok(out)
+    write("metrics.prom", crate::render::metrics_prom(r))
 }
 
 /// Points `<dir>/latest-<scenario>` at the run directory just written, so scripts need not

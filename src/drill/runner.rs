@@ -10,12 +10,15 @@ use crate::backup::dataset::Dataset;
 use crate::backup::ledger::{Ledger, Loss};
 use crate::backup::record::Backup;
 use crate::chaos::fault::Injector;
+use crate::chaos::workload::Workload;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::error::{Error, Result};
 use crate::model::expect::{BackupFacts, Expectations};
+use crate::model::history::Record;
 use crate::model::report::{
     Check, CheckRecord, ProbeRecord, Rpo, Rto, RtoPhase, SnapshotRecord, TableRow,
 };
+use crate::model::report::{WriteWindow, write_windows};
 use crate::model::scenario::Scenario;
 use crate::procedures::recover::{Stopwatch, cluster_id};
 
@@ -53,6 +56,9 @@ pub(super) struct Findings {
     pub rpo: Option<Rpo>,
     pub rto: Option<Rto>,
     pub max_write_gap_s: Option<f64>,
+    pub write_windows: Vec<WriteWindow>,
+    /// What the workload's clients saw.
+    pub history: Vec<Record>,
     /// The last backup of the user's that a verify step checked.
     pub backup: Option<BackupFacts>,
 }
@@ -76,6 +82,11 @@ pub(super) struct Runner<'a> {
     /// The RTO being timed, from the disaster declared until verified.
     pub rto: Option<Stopwatch>,
     pub writer: Option<WriteMonitor>,
+    /// The `[workload]` clients while they run; `workload_done` once they have stopped
+    /// (they run once per repetition, until the first restore or verify).
+    pub workload: Option<Workload>,
+    pub workload_done: bool,
+    pub seed: u64,
     pub found: Findings,
     pub image: String,
     pub etcd_version: String,
@@ -102,6 +113,9 @@ impl<'a> Runner<'a> {
             restored: None,
             rto: None,
             writer: None,
+            workload: None,
+            workload_done: false,
+            seed,
             found: Findings::default(),
             image: crate::cluster::image::tag_for(s.cluster.version.get_ref()),
             etcd_version: s.cluster.version.get_ref().clone(),
@@ -152,6 +166,12 @@ impl<'a> Runner<'a> {
         if let Some(clock) = self.rto.take() {
             self.found.rto = Some(Rto {
                 total_s: clock.total(),
+                start_s: Some(
+                    clock
+                        .started
+                        .saturating_duration_since(self.t0)
+                        .as_secs_f64(),
+                ),
                 phases: clock.phases,
             });
         }
@@ -164,9 +184,18 @@ impl<'a> Runner<'a> {
     /// Stops the background writer, if it runs, keeping the longest gap seen so far.
     pub async fn stop_writer(&mut self) {
         if let Some(w) = self.writer.take() {
-            let gap = w.finish(&mut self.ledger).await;
+            let Some(run) = w.finish(&mut self.ledger).await else {
+                // The writer died: its gap is unknown, which the gate must not pass.
+                self.found.max_write_gap_s = Some(f64::INFINITY);
+                return;
+            };
+            let gap = run.max_gap.as_secs_f64();
             let max = &mut self.found.max_write_gap_s;
             *max = Some(max.map_or(gap, |g| g.max(gap)));
+            let at = |i: Instant| i.saturating_duration_since(self.t0).as_secs_f64();
+            let gaps: Vec<(f64, f64)> = run.gaps.iter().map(|&(a, b)| (at(a), at(b))).collect();
+            let windows = write_windows(at(run.started), at(run.ended), &gaps);
+            self.found.write_windows.extend(windows);
         }
     }
 

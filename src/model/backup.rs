@@ -176,6 +176,8 @@ impl SnapshotCheckReport {
         );
         let restore_start = (total_s - self.restore_s - verify_s).max(0.0);
         DrillReport {
+            write_windows: vec![],
+            history: vec![],
             schema_version: REPORT_SCHEMA_VERSION,
             scenario: Self::SCENARIO.into(),
             description: format!("verify-snapshot {source}"),
@@ -218,6 +220,7 @@ impl SnapshotCheckReport {
                 at_s: 0.0,
             }],
             rto: Some(Rto {
+                start_s: None,
                 total_s: self.phases.iter().map(|p| p.seconds).sum(),
                 phases: self.phases.clone(),
             }),

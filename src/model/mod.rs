@@ -7,6 +7,8 @@ pub mod compare;
 pub mod etcd;
 pub mod expect;
 pub mod fault;
+pub mod history;
+pub mod linearize;
 pub mod observation;
 pub mod report;
 pub mod scenario;

@@ -218,6 +218,12 @@ pub struct DrillReport {
     pub verdict: Verdict,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
+    /// What the workload's clients saw (`history.jsonl`, not part of report.json).
+    #[serde(skip)]
+    pub history: Vec<super::history::Record>,
+    /// When the background writer ran: writable and unwritable stretches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_windows: Vec<WriteWindow>,
     /// For a verification of a user's backup: where it came from and what it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupFacts>,
@@ -270,6 +276,55 @@ pub struct SnapshotRecord {
 pub struct Rto {
     pub total_s: f64,
     pub phases: Vec<PhaseRecord>,
+    /// When the disaster was declared and the RTO clock started, in seconds since the run
+    /// started; absent where the RTO has no run around it (`verify-snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_s: Option<f64>,
+}
+
+/// A stretch of the background writer's run: writable (writes acknowledged at its normal
+/// pace) or not (no write acknowledged for [`UNWRITABLE_AFTER_S`] or longer).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WriteWindow {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub writable: bool,
+}
+
+/// How long without an acknowledged write counts as unwritable: ten of the writer's
+/// 50 ms beats, well above its round trip on a healthy cluster.
+pub const UNWRITABLE_AFTER_S: f64 = 0.5;
+
+/// The writer's run from `from` to `to` as alternating windows, given its gaps (stretches
+/// without an acknowledged write, in order). Gaps shorter than [`UNWRITABLE_AFTER_S`]
+/// are the writer's normal pace; overlapping or out-of-range gaps are clipped.
+pub fn write_windows(from: f64, to: f64, gaps: &[(f64, f64)]) -> Vec<WriteWindow> {
+    let mut out: Vec<WriteWindow> = vec![];
+    let mut push = |from_s: f64, to_s: f64, writable: bool| {
+        if to_s <= from_s {
+            return;
+        }
+        match out.last_mut() {
+            Some(w) if w.writable == writable && w.to_s >= from_s => w.to_s = w.to_s.max(to_s),
+            _ => out.push(WriteWindow {
+                from_s,
+                to_s,
+                writable,
+            }),
+        }
+    };
+    let mut at = from;
+    for &(a, b) in gaps {
+        let (a, b) = (a.clamp(at, to), b.clamp(at, to));
+        if b - a < UNWRITABLE_AFTER_S {
+            continue;
+        }
+        push(at, a, true);
+        push(a, b, false);
+        at = b;
+    }
+    push(at, to, true);
+    out
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -327,5 +382,42 @@ pub struct TableRow {
 impl DrillReport {
     pub fn passed(&self) -> bool {
         self.verdict == Verdict::Pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(from_s: f64, to_s: f64, writable: bool) -> WriteWindow {
+        WriteWindow {
+            from_s,
+            to_s,
+            writable,
+        }
+    }
+
+    #[test]
+    fn the_writers_run_splits_at_its_gaps() {
+        assert_eq!(write_windows(1.0, 9.0, &[]), vec![w(1.0, 9.0, true)]);
+        // A beat-sized pause is the writer's pace, not an outage.
+        assert_eq!(
+            write_windows(1.0, 9.0, &[(2.0, 2.2)]),
+            vec![w(1.0, 9.0, true)]
+        );
+        assert_eq!(
+            write_windows(1.0, 9.0, &[(2.0, 4.0), (6.0, 9.5)]),
+            vec![
+                w(1.0, 2.0, true),
+                w(2.0, 4.0, false),
+                w(4.0, 6.0, true),
+                w(6.0, 9.0, false)
+            ]
+        );
+        // Overlapping gaps merge; a gap before the run is clipped to it.
+        assert_eq!(
+            write_windows(1.0, 9.0, &[(0.0, 3.0), (2.5, 5.0)]),
+            vec![w(1.0, 5.0, false), w(5.0, 9.0, true)]
+        );
     }
 }

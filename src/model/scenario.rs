@@ -36,8 +36,51 @@ pub struct Scenario {
     pub dataset: DatasetSection,
     #[serde(default)]
     pub gates: Gates,
+    /// Concurrent clients recording what they see, from the cluster's start until the
+    /// first restore or verify step; their history is checked for linearizability.
+    #[serde(default)]
+    pub workload: Option<WorkloadSection>,
     #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
+}
+
+/// The `[workload]` section: clients issuing linearizable gets, puts and compare-and-sets
+/// on a few contended keys.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    /// Concurrent clients, each pinned to one member (client i to member i mod N).
+    #[serde(default = "eight")]
+    #[schemars(with = "usize", range(min = 1, max = 64))]
+    pub clients: Spanned<usize>,
+    /// Keys the clients share (few keys: contention is what finds bugs).
+    #[serde(default = "ten")]
+    #[schemars(with = "usize", range(min = 1, max = 1000))]
+    pub keys: Spanned<usize>,
+    /// Target operations per second, all clients together.
+    #[serde(default = "two_hundred")]
+    #[schemars(with = "f64", range(min = 1, max = 5000))]
+    pub rate: Spanned<f64>,
+    /// The run's own precondition: below this achieved rate its history proves too
+    /// little, and the check fails.
+    #[serde(default)]
+    pub min_rate: f64,
+    /// A request not answered within this is recorded with an unknown outcome.
+    #[serde(default = "two_hundred_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn eight() -> Spanned<usize> {
+    Spanned::new(0..0, 8)
+}
+fn ten() -> Spanned<usize> {
+    Spanned::new(0..0, 10)
+}
+fn two_hundred() -> Spanned<f64> {
+    Spanned::new(0..0, 200.0)
+}
+fn two_hundred_ms() -> u64 {
+    200
 }
 
 fn one() -> Spanned<u32> {
@@ -318,12 +361,66 @@ pub fn parse(path: &str, src: &str) -> Result<Scenario, Invalid> {
     let s: Scenario = toml::from_str(src).map_err(|e| {
         let at = e
             .span()
-            .map(|sp| validate::location(path, src, sp.start))
+            .map(|sp| validate::location(path, src, error_offset(src, sp, e.message())))
             .unwrap_or_else(|| path.to_string());
-        Invalid::Input(format!("{at}: {}", e.message().trim()))
+        // serde's words for a struct variant without fields read as a riddle.
+        let message = e
+            .message()
+            .trim()
+            .replace(", there are no fields", ": this takes none");
+        Invalid::Input(format!("{at}: {message}"))
     })?;
     validate::check(path, src, &s)?;
     Ok(s)
+}
+
+/// Where to point at for a parse error. toml spans an unknown field's error over its
+/// table, or for a step over the whole `[[steps]]` array, so the key's own line is found
+/// in the table (for a step: the first step that fails on its own with this message).
+fn error_offset(src: &str, span: std::ops::Range<usize>, message: &str) -> usize {
+    let field = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next());
+    let Some(field) = field else {
+        return span.start;
+    };
+    let region = failing_step(src, message).unwrap_or(span.clone());
+    let mut offset = region.start;
+    for line in src
+        .get(region.clone())
+        .unwrap_or_default()
+        .split_inclusive('\n')
+    {
+        let key = line.trim_start();
+        if offset > region.start && key.starts_with('[') {
+            break;
+        }
+        let bare = key.strip_prefix(field);
+        let quoted = key.strip_prefix(&format!("\"{field}\""));
+        if bare
+            .or(quoted)
+            .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            return offset + (line.len() - key.len());
+        }
+        offset += line.len();
+    }
+    span.start
+}
+
+/// The text from the first step that fails alone with `message` to the end of the file.
+fn failing_step(src: &str, message: &str) -> Option<std::ops::Range<usize>> {
+    #[derive(Deserialize)]
+    struct Steps {
+        #[serde(default)]
+        steps: Vec<toml::Spanned<toml::Value>>,
+    }
+    let steps = toml::from_str::<Steps>(src).ok()?.steps;
+    steps.into_iter().find_map(|st| {
+        let start = st.span().start;
+        let e = Step::deserialize(st.into_inner()).err()?;
+        (e.message() == message).then_some(start..src.len())
+    })
 }
 
 /// Reads, parses and checks a scenario file.
@@ -420,6 +517,14 @@ kind = "verify"
             (
                 "unknown field",
                 GOOD.replace("size = 3", "size = 3\ncolour = \"red\""),
+            ),
+            (
+                "unknown step field",
+                GOOD.replace("kind = \"verify\"", "kind = \"verify\"\ncolour = \"red\""),
+            ),
+            (
+                "a field valid in an earlier step",
+                GOOD.replace("snapshot = \"s1\"", "snapshot = \"s1\"\nname = \"s2\""),
             ),
             ("wrong type", GOOD.replace("size = 3", "size = \"three\"")),
             ("size 0", GOOD.replace("size = 3", "size = 0")),

@@ -54,6 +54,7 @@ pub(super) fn check(path: &str, src: &str, s: &Scenario) -> Result<(), Invalid> 
     let at = Source { path, src };
     check_header(at, s)?;
     check_gates(at, s)?;
+    check_workload(at, s)?;
     check_steps(at, s)?;
     check_restores_are_verified(at, s)
 }
@@ -92,6 +93,29 @@ fn check_header(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
     if vs == 0 || vs > 1 << 20 {
         let (span, problem) = (s.dataset.value_size.span(), format!("{vs} bytes"));
         return Err(at.invalid(span, "dataset.value_size", &problem, "1 to 1048576"));
+    }
+    Ok(())
+}
+
+fn check_workload(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+    let Some(w) = &s.workload else {
+        return Ok(());
+    };
+    let clients = *w.clients.get_ref();
+    if !(1..=64).contains(&clients) {
+        let problem = format!("{clients} is out of range");
+        return Err(at.invalid(w.clients.span(), "workload.clients", &problem, "1 to 64"));
+    }
+    let keys = *w.keys.get_ref();
+    if !(1..=1000).contains(&keys) {
+        let problem = format!("{keys} is out of range");
+        return Err(at.invalid(w.keys.span(), "workload.keys", &problem, "1 to 1000"));
+    }
+    let rate = *w.rate.get_ref();
+    if !(1.0..=5000.0).contains(&rate) || w.min_rate > rate || w.min_rate < 0.0 {
+        let problem = format!("rate {rate} with min_rate {}", w.min_rate);
+        let allowed = "a rate of 1 to 5000 ops/s, and min_rate from 0 to the rate";
+        return Err(at.invalid(w.rate.span(), "workload.rate", &problem, allowed));
     }
     Ok(())
 }

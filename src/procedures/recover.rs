@@ -17,6 +17,7 @@ use crate::poll::{self, Attempt};
 
 /// Times consecutive RTO phases against one clock.
 pub struct Stopwatch {
+    pub started: Instant,
     last: Instant,
     pub phases: Vec<PhaseRecord>,
 }
@@ -24,6 +25,7 @@ pub struct Stopwatch {
 impl Stopwatch {
     pub fn starting_at(t0: Instant) -> Self {
         Stopwatch {
+            started: t0,
             last: t0,
             phases: vec![],
         }
@@ -227,7 +229,6 @@ async fn restore_and_start(
     };
     lap(RtoPhase::Restore, last(|d| d.1));
     lap(RtoPhase::Started, last(|d| d.2));
-    cluster.refresh_ports().await?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     lap(RtoPhase::LeaderElected, Instant::now());
     Ok(done.into_iter().map(|d| d.0).collect())

@@ -1,309 +1,374 @@
-//! The SVG charts of the HTML report, drawn with plotters: a timeline of the run and the
-//! RTO by phase.
+//! The report's two charts, on one time axis (seconds since the run started): the run's
+//! timeline (steps, injected faults, the harness's own actions, when the cluster took
+//! writes, and the RTO window), and the RTO by phase, zoomed to the RTO itself.
 
-use std::ops::Range;
-
-use plotters::coord::Shift;
-use plotters::coord::types::RangedCoordf64;
-use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
-
+use super::svg::{self, Axis, BAD, FAULT, HARNESS, INK, OK, RTO, fin, lanes, rect, text};
 use super::{gate, phase_gate, run_seconds};
-use crate::model::report::{DrillReport, Gate, Rto};
+use crate::model::report::{DrillReport, FaultEventRecord, Gate, Rto};
+use crate::model::scenario::StepKind;
 
-pub(super) const OK_COLOR: RGBColor = RGBColor(0x2D, 0xA4, 0x4E);
-pub(super) const BAD_COLOR: RGBColor = RGBColor(0xD7, 0x3A, 0x49);
-pub(super) const FAULT_COLOR: RGBColor = RGBColor(0x6F, 0x42, 0xC1);
-const GRID_TEXT: RGBColor = RGBColor(0x24, 0x29, 0x2F);
-const PHASE_COLORS: [RGBColor; 7] = [
-    RGBColor(0x8C, 0x56, 0x4B),
-    RGBColor(0x1F, 0x77, 0xB4),
-    RGBColor(0xFF, 0x7F, 0x0E),
-    RGBColor(0x2C, 0xA0, 0x2C),
-    RGBColor(0x94, 0x67, 0xBD),
-    RGBColor(0x17, 0xBE, 0xCF),
-    RGBColor(0xBC, 0xBD, 0x22),
+const WIDTH: f64 = 960.0;
+const LEFT: f64 = 92.0;
+const PLOT: f64 = WIDTH - LEFT - 24.0;
+const LABEL_LANES: usize = 3;
+
+pub(super) const PHASE_COLORS: [&str; 7] = [
+    "#8C564B", "#1F77B4", "#FF7F0E", "#2CA02C", "#9467BD", "#17BECF", "#BCBD22",
 ];
 
-fn font(size: u32) -> TextStyle<'static> {
-    TextStyle::from(("sans-serif", size).into_font()).color(&GRID_TEXT)
-}
-
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
-type Root<'b> = DrawingArea<SVGBackend<'b>, Shift>;
-type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-
-/// Finite, else 0: keeps NaN and infinities away from chart coordinates.
-fn fin(x: f64) -> f64 {
-    if x.is_finite() { x } else { 0.0 }
-}
-
-/// A chart with a seconds axis below and no y axis: its rows are labelled by
-/// [`row_label`] instead, with names a numeric axis cannot show.
-fn seconds_chart<'a, 'b>(
-    root: &'a Root<'b>,
-    x: Range<f64>,
-    y: Range<f64>,
-    y_label_area: u32,
-    x_desc: &str,
-) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
-    let digits = if x.end - x.start > 20.0 { 0 } else { 1 };
-    let mut chart = ChartBuilder::on(root)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(y_label_area)
-        .build_cartesian_2d(x, y)?;
-    let fmt = |v: &f64| format!("{v:.digits$}");
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .disable_y_axis()
-        .x_desc(x_desc)
-        .x_label_formatter(&fmt)
-        .label_style(font(12))
-        .axis_desc_style(font(12))
-        .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
-        .draw()?;
-    Ok(chart)
-}
-
-/// A row's name left of the plot, at height `y`; `x0` is the left end of the x axis.
-fn row_label(root: &Root, chart: &Chart, x0: f64, label: String, y: f64) -> DrawResult {
-    let (_, py) = chart.backend_coord(&(x0, y));
-    let (px, _) = chart.backend_coord(&(x0, 0.0));
-    root.draw(&Text::new(
-        label,
-        (px - 8, py),
-        font(13).pos(Pos::new(HPos::Right, VPos::Center)),
-    ))?;
-    Ok(())
-}
-
-/// The run on one time axis: steps as bars, fault events as markers, probes as dots.
-pub(super) fn timeline_svg(r: &DrillReport) -> Result<String, String> {
-    let x = timeline_range(r);
-    let mut buf = String::new();
-    draw_timeline(&mut buf, r, x).map_err(|e| e.to_string())?;
-    Ok(buf)
-}
-
 /// Everything recorded fits, padded by 2 % either side; an empty run still gets 1 s.
-fn timeline_range(r: &DrillReport) -> Range<f64> {
+fn timeline_axis(r: &DrillReport) -> Axis {
     let ends = r
         .steps
         .iter()
         .map(|s| fin(s.start_s) + fin(s.seconds).max(0.0))
         .chain(r.fault_events.iter().map(|f| fin(f.at_s)))
         .chain(r.probes.iter().map(|p| fin(p.at_s)))
-        .chain(r.snapshots.iter().map(|s| fin(s.at_s)));
-    let starts = r
-        .steps
-        .iter()
-        .map(|s| fin(s.start_s))
-        .chain(r.fault_events.iter().map(|f| fin(f.at_s)))
-        .chain(r.probes.iter().map(|p| fin(p.at_s)));
-    let x0 = starts.fold(0.0_f64, f64::min);
-    let mut x1 = ends.fold(fin(run_seconds(r)).min(1e7), f64::max);
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let pad = (x1 - x0) * 0.02;
-    (x0 - pad)..(x1 + pad)
+        .chain(r.write_windows.iter().map(|w| fin(w.to_s)));
+    let x1 = ends.fold(fin(run_seconds(r)).min(1e7), f64::max);
+    let pad = x1.max(1.0) * 0.02;
+    Axis::new(-pad, x1 + pad, LEFT, PLOT)
 }
 
-fn draw_timeline(buf: &mut String, r: &DrillReport, x: Range<f64>) -> DrawResult {
-    let (x0, x1) = (x.start, x.end);
-    let root = SVGBackend::with_string(buf, (960, 280)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = seconds_chart(&root, x, 0f64..3f64, 70, "seconds since run start")?;
-    for (label, y) in [("steps", 2.5), ("faults", 1.5), ("probes", 0.5)] {
-        row_label(&root, &chart, x0, label.to_string(), y)?;
-    }
-    draw_fault_events(&mut chart, r)?;
-    // Zero-length steps still get a sliver, so that none is invisible.
-    draw_steps(&mut chart, r, (x1 - x0) * 0.002)?;
-    chart.draw_series(r.probes.iter().map(|p| {
-        let color = if p.writable { OK_COLOR } else { BAD_COLOR };
-        Circle::new((fin(p.at_s), 0.5), 5, color.filled())
-    }))?;
-    root.present()?;
-    Ok(())
+/// Whether a fault event was the scenario's (during a fault or heal step) rather than
+/// the harness's own doing (a restore stopping survivors, a member replaced). Events are
+/// stamped by the wall clock when the fault took effect and steps by the run's monotonic
+/// clock, so a step's span is widened by a quarter second to hold its own events.
+pub(super) fn injected(r: &DrillReport, f: &FaultEventRecord) -> bool {
+    let at = fin(f.at_s);
+    let during = |s: &&crate::model::report::StepRecord| {
+        let start = fin(s.start_s);
+        start - 0.05 <= at && at <= start + fin(s.seconds).max(0.0) + 0.25
+    };
+    let faulting =
+        |s: &&crate::model::report::StepRecord| matches!(s.kind, StepKind::Fault | StepKind::Heal);
+    r.steps.is_empty() || r.steps.iter().filter(faulting).any(|s| during(&s))
 }
 
-/// A faint vertical rule across all rows and a marker per fault event, labels alternating
-/// above and below the marker so that close events stay legible.
-fn draw_fault_events(chart: &mut Chart, r: &DrillReport) -> DrawResult {
-    for f in &r.fault_events {
-        let x = fin(f.at_s);
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(x, 0.05), (x, 2.95)],
-            FAULT_COLOR.mix(0.35).stroke_width(1),
-        )))?;
+/// The run on one time axis, as an SVG element.
+pub(super) fn timeline_svg(r: &DrillReport) -> String {
+    let axis = timeline_axis(r);
+    let mut out = String::new();
+    svg::open(&mut out, WIDTH, 330.0, "timeline of the run");
+    if let Some(rto) = &r.rto
+        && let Some(start) = rto.start_s
+    {
+        rto_window(&mut out, &axis, start, fin(rto.total_s));
     }
-    chart.draw_series(
-        r.fault_events
-            .iter()
-            .map(|f| TriangleMarker::new((fin(f.at_s), 1.5), 7, FAULT_COLOR.filled())),
-    )?;
-    chart.draw_series(r.fault_events.iter().enumerate().map(|(i, f)| {
-        let y = if i % 2 == 0 { 1.85 } else { 1.15 };
-        Text::new(
-            format!("{} {}", f.fault, f.member),
-            (fin(f.at_s), y),
-            font(11).pos(Pos::new(HPos::Left, VPos::Center)),
-        )
-    }))?;
-    Ok(())
+    axis.draw(&mut out, 26.0, 282.0, "seconds since the run started");
+    for (label, y) in [
+        ("steps", 48.0),
+        ("faults", 96.0),
+        ("harness", 168.0),
+        ("writes", 246.0),
+    ] {
+        text(&mut out, LEFT - 10.0, y + 4.0, "end", "row", label);
+    }
+    steps_row(&mut out, r, &axis, 36.0);
+    let (ours, harness): (Vec<_>, Vec<_>) = r.fault_events.iter().partition(|f| injected(r, f));
+    events_row(&mut out, &axis, &ours, 90.0, FAULT);
+    events_row(&mut out, &axis, &harness, 162.0, HARNESS);
+    writes_row(&mut out, r, &axis, 238.0);
+    out.push_str("</svg>\n");
+    out
 }
 
-/// Bars colored by outcome, numbered when there is room; at least `min_w` seconds wide.
-fn draw_steps(chart: &mut Chart, r: &DrillReport, min_w: f64) -> DrawResult {
+/// The disaster-to-verified span, shaded behind every row, with its marker and label.
+fn rto_window(out: &mut String, axis: &Axis, start: f64, total: f64) {
+    let (a, b) = (axis.px(start), axis.px(start + total));
+    let title = format!("RTO: disaster declared at {start:.2} s, verified {total:.2} s later");
+    let _ = std::fmt::Write::write_fmt(
+        out,
+        format_args!(
+            "<rect x=\"{a:.1}\" y=\"20\" width=\"{:.1}\" height=\"262\" fill=\"{RTO}\" fill-opacity=\"0.08\"><title>{}</title></rect>\
+             <line x1=\"{a:.1}\" y1=\"16\" x2=\"{a:.1}\" y2=\"282\" stroke=\"{RTO}\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>\n",
+            (b - a).max(1.0),
+            super::html_escape(&title)
+        ),
+    );
+    let label = format!("disaster declared · RTO {total:.2} s");
+    let anchor = if a > LEFT + PLOT * 0.7 {
+        "end"
+    } else {
+        "start"
+    };
+    let x = if anchor == "end" { a - 4.0 } else { a + 4.0 };
+    text(out, x, 14.0, anchor, "small", &label);
+}
+
+/// Steps as bars coloured by outcome, labelled by number and kind where they fit.
+fn steps_row(out: &mut String, r: &DrillReport, axis: &Axis, y: f64) {
     for st in &r.steps {
-        let a = fin(st.start_s);
-        let b = a + fin(st.seconds).max(min_w);
-        let color = if st.ok { OK_COLOR } else { BAD_COLOR };
-        // A white outline keeps back-to-back steps apart.
-        chart.draw_series([
-            Rectangle::new([(a, 2.15), (b, 2.85)], color.filled()),
-            Rectangle::new([(a, 2.15), (b, 2.85)], WHITE.stroke_width(1)),
-        ])?;
-        let (pa, _) = chart.backend_coord(&(a, 2.5));
-        let (pb, _) = chart.backend_coord(&(b, 2.5));
-        if pb - pa >= 22 {
-            chart.draw_series(std::iter::once(Text::new(
-                format!("{}", st.index),
-                ((a + b) / 2.0, 2.5),
-                font(11)
-                    .color(&WHITE)
-                    .pos(Pos::new(HPos::Center, VPos::Center)),
-            )))?;
+        let a = axis.px(fin(st.start_s));
+        let w = (axis.px(fin(st.start_s) + fin(st.seconds).max(0.0)) - a).max(3.0);
+        let fill = if st.ok { OK } else { BAD };
+        let outcome = if st.ok { "ok" } else { "failed" };
+        let title = format!(
+            "step {} · {} · {outcome} · {:.2} s from {:.2} s{}{}",
+            st.index,
+            st.title,
+            fin(st.seconds),
+            fin(st.start_s),
+            if st.detail.is_empty() { "" } else { " — " },
+            st.detail
+        );
+        rect(out, a, y, w - 1.0, 24.0, fill, &title);
+        let long = format!("{} {}", st.index, st.kind.as_str());
+        let short = st.index.to_string();
+        if let Some(label) = [long, short]
+            .into_iter()
+            .find(|l| svg::text_width(l) + 6.0 <= w)
+        {
+            text(out, a + w / 2.0, y + 16.0, "middle", "in", &label);
         }
     }
-    Ok(())
 }
 
-/// Phases with their seconds clamped to be drawable, the bar lengths' sum (or the recorded
-/// total when larger), and the x axis's end.
-struct RtoLayout<'a> {
-    phases: Vec<(&'a str, f64)>,
-    total: f64,
-    x1: f64,
-}
-
-impl RtoLayout<'_> {
-    /// Space between a bar's end and its label, in seconds: a fixed share of the axis, so
-    /// that it looks the same at every scale.
-    fn label_gap(&self) -> f64 {
-        self.x1 * 0.004
+/// Fault events as markers with labels in lanes below them; a label with no room is left
+/// to the marker's hover text.
+fn events_row(out: &mut String, axis: &Axis, events: &[&FaultEventRecord], y: f64, color: &str) {
+    let labels: Vec<String> = events
+        .iter()
+        .map(|f| format!("{} {}", f.fault.as_str(), f.member))
+        .collect();
+    let spans: Vec<(f64, f64)> = events
+        .iter()
+        .zip(&labels)
+        .map(|(f, l)| (axis.px(f.at_s) - 4.0, svg::text_width(l)))
+        .collect();
+    for ((f, label), lane) in events.iter().zip(&labels).zip(lanes(&spans, LABEL_LANES)) {
+        let x = axis.px(f.at_s);
+        let title = format!(
+            "{:.2} s: {} {} (was {})",
+            fin(f.at_s),
+            f.fault.as_str(),
+            f.member,
+            f.role.as_str()
+        );
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!(
+                "<path d=\"M{x:.1} {:.1} l6 10 h-12 z\" fill=\"{color}\"><title>{}</title></path>\n",
+                y - 2.0,
+                super::html_escape(&title)
+            ),
+        );
+        if let Some(lane) = lane {
+            let ly = y + 22.0 + 15.0 * lane as f64;
+            text(out, x - 4.0, ly, "start", "small", label);
+        }
     }
 }
 
-/// The x axis reaches every gate limit (a phase gate's counted from the phase's start),
-/// with room right of the longest bar for its label.
-fn rto_layout<'a>(r: &DrillReport, rto: &'a Rto) -> RtoLayout<'a> {
+/// When the cluster took writes: the background writer's windows as green and red bands,
+/// and each availability probe as a dot.
+fn writes_row(out: &mut String, r: &DrillReport, axis: &Axis, y: f64) {
+    for w in &r.write_windows {
+        let (a, b) = (axis.px(w.from_s), axis.px(w.to_s));
+        let (fill, what) = if w.writable {
+            (OK, "writes acknowledged")
+        } else {
+            (BAD, "no write acknowledged")
+        };
+        let title = format!("{:.2}–{:.2} s: {what}", fin(w.from_s), fin(w.to_s));
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!(
+                "<rect x=\"{a:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"16\" fill=\"{fill}\" fill-opacity=\"0.55\"><title>{}</title></rect>\n",
+                (b - a).max(1.0),
+                super::html_escape(&title)
+            ),
+        );
+    }
+    for p in &r.probes {
+        let x = axis.px(p.at_s);
+        let (fill, what) = if p.writable {
+            (OK, "writable")
+        } else {
+            (BAD, "not writable")
+        };
+        let leader = p.leader.as_deref().unwrap_or("none");
+        let title = format!(
+            "probe at {:.2} s (step {}): {what}, leader {leader}",
+            fin(p.at_s),
+            p.step
+        );
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!(
+                "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{fill}\" stroke=\"#fff\"><title>{}</title></circle>\n",
+                y + 8.0,
+                super::html_escape(&title)
+            ),
+        );
+    }
+}
+
+/// The RTO by phase on the run's time axis, zoomed to the RTO: a total bar segmented by
+/// phase, then each phase on its own row where it ran. Gate limits are lines where they
+/// fall inside the chart, and a note where they lie beyond it (the axis is never
+/// stretched to a gate, which would shrink the RTO to a sliver).
+pub(super) fn rto_svg(r: &DrillReport, rto: &Rto) -> String {
+    let start = rto.start_s.map_or(0.0, fin);
     let phases: Vec<(&str, f64)> = rto
         .phases
         .iter()
         .map(|p| (p.name.as_str(), fin(p.seconds).max(0.0)))
         .collect();
-    let total: f64 = phases
+    let total = phases
         .iter()
         .map(|p| p.1)
         .sum::<f64>()
         .max(fin(rto.total_s));
-    let mut limit_x = total;
-    let mut start = 0.0;
-    for (name, secs) in &phases {
-        if let Some(g) = phase_gate(r, name) {
-            limit_x = limit_x.max(start + fin(g.limit));
-        }
-        start += secs;
-    }
-    if let Some(g) = gate(r, Gate::MaxRtoS) {
-        limit_x = limit_x.max(fin(g.limit));
-    }
-    let x1 = if limit_x > 0.0 { limit_x * 1.18 } else { 1.0 };
-    RtoLayout { phases, total, x1 }
-}
-
-/// The RTO broken down: a total bar segmented by phase, then one bar per phase placed
-/// where it ran, with a black tick at each phase gate's limit (from the phase's start).
-pub(super) fn rto_svg(r: &DrillReport, rto: &Rto) -> Result<String, String> {
-    let layout = rto_layout(r, rto);
-    let mut buf = String::new();
-    draw_rto(&mut buf, r, rto, &layout).map_err(|e| e.to_string())?;
-    Ok(buf)
-}
-
-fn draw_rto(buf: &mut String, r: &DrillReport, rto: &Rto, layout: &RtoLayout) -> DrawResult {
-    let rows = layout.phases.len() + 1;
-    let height = (70 + 30 * rows) as u32;
-    let root = SVGBackend::with_string(buf, (960, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = seconds_chart(
-        &root,
-        0f64..layout.x1,
-        0f64..rows as f64,
-        130,
-        "seconds since the disaster",
-    )?;
-    let total_y = rows as f64 - 0.5;
-    row_label(&root, &chart, 0.0, "total".to_string(), total_y)?;
-    for (i, (name, _)) in layout.phases.iter().enumerate() {
-        row_label(
-            &root,
-            &chart,
-            0.0,
-            name.to_string(),
-            total_y - 1.0 - i as f64,
-        )?;
-    }
-    draw_phase_bars(&mut chart, r, layout, total_y)?;
-    chart.draw_series(std::iter::once(Text::new(
-        format!("{:.2} s", fin(rto.total_s)),
-        (layout.total + layout.label_gap(), total_y),
-        font(12).pos(Pos::new(HPos::Left, VPos::Center)),
-    )))?;
-    if let Some(g) = gate(r, Gate::MaxRtoS) {
-        chart.draw_series(std::iter::once(gate_tick(fin(g.limit), total_y)))?;
-    }
-    root.present()?;
-    Ok(())
-}
-
-fn gate_tick(x: f64, y: f64) -> PathElement<(f64, f64)> {
-    PathElement::new(vec![(x, y - 0.45), (x, y + 0.45)], BLACK.stroke_width(2))
-}
-
-/// Each phase twice: as its segment of the total bar and on its own row, in one colour.
-fn draw_phase_bars(
-    chart: &mut Chart,
-    r: &DrillReport,
-    layout: &RtoLayout,
-    total_y: f64,
-) -> DrawResult {
-    let gap = layout.label_gap();
-    let mut start = 0.0;
-    for (i, (name, secs)) in layout.phases.iter().enumerate() {
+    // Room right of the longest bar for its label.
+    let axis = Axis::new(
+        start,
+        start + total.max(0.01) * 1.12,
+        130.0,
+        WIDTH - 130.0 - 24.0,
+    );
+    let rows = phases.len() + 1;
+    let bottom = 16.0 + 30.0 * rows as f64;
+    let mut out = String::new();
+    let mut notes = vec![];
+    let title = match rto.start_s {
+        Some(_) => "seconds since the run started",
+        None => "seconds since the disaster",
+    };
+    axis.draw(&mut out, 8.0, bottom, title);
+    text(&mut out, 120.0, 34.0, "end", "row", "total");
+    let mut at = start;
+    for (i, (name, secs)) in phases.iter().enumerate() {
         let color = PHASE_COLORS[i % PHASE_COLORS.len()];
-        let end = start + secs;
-        let y = total_y - 1.0 - i as f64;
-        chart.draw_series([
-            Rectangle::new(
-                [(start, total_y - 0.32), (end, total_y + 0.32)],
-                color.filled(),
-            ),
-            Rectangle::new([(start, y - 0.32), (end, y + 0.32)], color.filled()),
-        ])?;
-        chart.draw_series(std::iter::once(Text::new(
-            format!("{secs:.2} s"),
-            (end + gap, y),
-            font(12).pos(Pos::new(HPos::Left, VPos::Center)),
-        )))?;
+        let (a, b) = (axis.px(at), axis.px(at + secs));
+        let y = 16.0 + 30.0 * (i + 1) as f64;
+        let title = format!("{name}: {secs:.2} s, from {at:.2} s");
+        rect(&mut out, a, 18.0, (b - a).max(1.0), 22.0, color, &title);
+        rect(&mut out, a, y + 2.0, (b - a).max(1.0), 22.0, color, &title);
+        text(&mut out, 120.0, y + 18.0, "end", "small", name);
+        text(
+            &mut out,
+            b + 4.0,
+            y + 17.0,
+            "start",
+            "small",
+            &format!("{secs:.2} s"),
+        );
         if let Some(g) = phase_gate(r, name) {
-            chart.draw_series(std::iter::once(gate_tick(start + fin(g.limit), y)))?;
+            let what = format!("{name} gate");
+            notes.extend(gate_mark(
+                &mut out,
+                &axis,
+                at,
+                fin(g.limit),
+                y..y + 26.0,
+                &what,
+            ));
         }
-        start = end;
+        at += secs;
     }
-    Ok(())
+    let end = axis.px(start + total);
+    text(
+        &mut out,
+        end + 4.0,
+        34.0,
+        "start",
+        "small",
+        &format!("{total:.2} s"),
+    );
+    if let Some(g) = gate(r, Gate::MaxRtoS) {
+        notes.extend(gate_mark(
+            &mut out,
+            &axis,
+            start,
+            fin(g.limit),
+            12.0..bottom,
+            "RTO gate",
+        ));
+    }
+    for (i, note) in notes.iter().enumerate() {
+        let y = bottom + 52.0 + 16.0 * i as f64;
+        text(&mut out, axis.left, y, "start", "small", note);
+    }
+    let mut svg = String::new();
+    let height = bottom + 44.0 + 16.0 * notes.len() as f64;
+    svg::open(&mut svg, WIDTH, height, "RTO by phase");
+    svg.push_str(&out);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// A gate's limit (counted from `from`) as a dashed line over `rows`, or, beyond the
+/// chart, the note saying where it is.
+fn gate_mark(
+    out: &mut String,
+    axis: &Axis,
+    from: f64,
+    limit: f64,
+    rows: std::ops::Range<f64>,
+    what: &str,
+) -> Option<String> {
+    let at = from + limit;
+    if !axis.contains(at) {
+        return Some(format!("{what}: {limit:.2} s, beyond the chart's end"));
+    }
+    let x = axis.px(at);
+    let _ = std::fmt::Write::write_fmt(
+        out,
+        format_args!(
+            "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{INK}\" stroke-width=\"2\" stroke-dasharray=\"4 3\"><title>{what}: {limit:.2} s</title></line>\n",
+            rows.start, rows.end
+        ),
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::fixtures::fixture;
+
+    #[test]
+    fn faults_the_scenario_injected_are_told_from_the_harness_own_actions() {
+        let r = fixture();
+        let who: Vec<bool> = r.fault_events.iter().map(|f| injected(&r, f)).collect();
+        // Two permanent faults in step 4; the survivor stopped by the restore in step 6.
+        assert_eq!(who, vec![true, true, false]);
+    }
+
+    /// The fixture's times are fixed, so the charts need no redaction.
+    #[test]
+    fn charts_snapshot() {
+        let r = fixture();
+        insta::assert_snapshot!("timeline", timeline_svg(&r));
+        insta::assert_snapshot!("rto", rto_svg(&r, r.rto.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn the_rto_chart_is_scaled_to_the_rto_not_to_its_gate() {
+        let mut r = fixture();
+        let rto = r.rto.clone().unwrap();
+        for g in &mut r.gates {
+            if g.name == Gate::MaxRtoS {
+                g.limit = 600.0;
+            }
+        }
+        let svg = rto_svg(&r, &rto);
+        assert!(
+            svg.contains("RTO gate: 600.00 s, beyond the chart&#39;s end"),
+            "{svg}"
+        );
+        // The axis ends just past the RTO (start 8.55 s + 14.37 s), not at the gate.
+        assert!(
+            svg.contains(">20</text>") && !svg.contains(">100</text>"),
+            "{svg}"
+        );
+        for g in &mut r.gates {
+            if g.name == Gate::MaxRtoS {
+                g.limit = 10.0;
+            }
+        }
+        let svg = rto_svg(&r, &rto);
+        assert!(svg.contains("<title>RTO gate: 10.00 s</title>"), "{svg}");
+    }
 }

@@ -4,7 +4,7 @@
 use crate::model::compare::CompareOptions;
 use crate::model::report::{
     Check, CheckRecord, DrillReport, FaultEventRecord, GateResult, PhaseRecord, ProbeRecord, Rpo,
-    Rto, SnapshotRecord, StepRecord, TableRow,
+    Rto, SnapshotRecord, StepRecord, TableRow, WriteWindow,
 };
 
 /// A typed report word (verdict, phase, gate, fault, role, step kind) from its spelling
@@ -172,6 +172,26 @@ pub(crate) fn fixture() -> DrillReport {
                 fault: word("permanent"),
                 role: word("leader"),
             },
+            // The restore stopping the survivor: the harness's own action, not a fault.
+            FaultEventRecord {
+                at_s: 8.60,
+                member: "etcd-1".into(),
+                fault: word("stop"),
+                role: word("follower"),
+            },
+        ],
+        history: vec![],
+        write_windows: vec![
+            WriteWindow {
+                from_s: 0.0,
+                to_s: 4.9,
+                writable: true,
+            },
+            WriteWindow {
+                from_s: 4.9,
+                to_s: 8.55,
+                writable: false,
+            },
         ],
         probes: vec![
             probe(0.50, 1, true, Some("etcd-3")),
@@ -190,6 +210,7 @@ pub(crate) fn fixture() -> DrillReport {
             at_s: 2.50,
         }],
         rto: Some(Rto {
+            start_s: Some(8.55),
             total_s: 14.37,
             phases: phases
                 .iter()
@@ -272,6 +293,7 @@ pub(crate) fn table_fixture() -> DrillReport {
         )],
         fault_events: vec![],
         probes: vec![],
+        write_windows: vec![],
         snapshots: vec![],
         rto: None,
         rpo: None,

@@ -3,120 +3,142 @@
 
 use std::fmt::Write as _;
 
-use plotters::style::RGBColor;
-
-use super::charts::{BAD_COLOR, FAULT_COLOR, OK_COLOR, rto_svg, timeline_svg};
+use super::charts::{self, rto_svg, timeline_svg};
+use super::html_escape as esc;
+use super::svg::{BAD, FAULT, HARNESS, OK, RTO};
 use super::{
-    fault_table_max_k, gate, gate_actual, gate_value, human_bytes, limit_cell, phase_gate,
-    run_seconds, sha_prefix, utc, verdict_word,
+    fault_table_max_k, gate, gate_actual, gate_value, human_bytes, phase_gate, run_seconds,
+    sha_prefix, utc, verdict_word,
 };
 use crate::model::expect::BackupFacts;
-use crate::model::report::{DrillReport, Gate, Rto, TableRow};
+use crate::model::report::{DrillReport, Gate, GateResult, Rto, TableRow};
+use crate::model::scenario::StepKind;
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#24292f}
+const CSS: &str = "body{font-family:'DejaVu Sans',system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#24292f}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:.4rem;color:#fff;font-weight:700;margin-right:.5rem}
-.badge.pass{background:#2DA44E}.badge.fail{background:#D73A49}
+.badge.pass{background:#2DA44E}.badge.fail,.badge.error,.badge.interrupted{background:#D73A49}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f6f8fa}
-.ok{color:#1a7f37}.bad{color:#cf222e;font-weight:600}.cell{text-align:center}
+.ok{color:#1a7f37}.bad{color:#cf222e;font-weight:600}
+table.grid td.cell{text-align:center;font-weight:700;min-width:3.2rem}table.grid small{display:block;font-weight:400;font-size:.7rem}
+.up{background:#dafbe1;color:#116329}.down{background:#eaeef2;color:#57606a}.disagree{background:#ffebe9;color:#cf222e;outline:2px solid #cf222e}.na{background:#fff}
 pre{background:#fff8f8;border:1px solid #cf222e;padding:.75rem;white-space:pre-wrap}
-code{font-family:ui-monospace,monospace}.note{color:#57606a;font-size:.9rem}
+code{font-family:'DejaVu Sans Mono',ui-monospace,monospace}.note{color:#57606a;font-size:.9rem}
 svg{max-width:100%;height:auto;display:block}
-.legend span{margin-right:1.2rem}.sw{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
+.legend span{margin-right:1.2rem;white-space:nowrap}.sw{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
+@media print{body{max-width:none;margin:0;padding:0}section{break-before:page}section.first{break-before:auto}
+h2{break-after:avoid}tr,svg{break-inside:avoid}*{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 ";
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// Runs `f` into a `<section>` (a printed page of its own), unless it wrote nothing.
+fn section(h: &mut String, first: bool, f: impl FnOnce(&mut String)) {
+    let mut body = String::new();
+    f(&mut body);
+    if !body.is_empty() {
+        let class = if first { " class=\"first\"" } else { "" };
+        let _ = writeln!(h, "<section{class}>\n{body}</section>");
     }
-    out
-}
-
-fn hex(c: RGBColor) -> String {
-    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
 }
 
 fn ok_cell(ok: bool) -> &'static str {
     if ok {
-        "<td class=\"ok\">&#10003; ok</td>"
+        "<td class=\"ok\">ok</td>"
     } else {
-        "<td class=\"bad\">&#10007; failed</td>"
+        "<td class=\"bad\">failed</td>"
     }
 }
 
+/// A gate's limit in a table cell, its outcome in words (no glyph needs an emoji font).
+fn limit_cell(g: Option<&GateResult>) -> String {
+    g.map(|g| {
+        let outcome = if g.passed { "met" } else { "MISSED" };
+        format!("≤ {:.2} s, {outcome}", g.limit)
+    })
+    .unwrap_or_default()
+}
+
+/// The fault-tolerance table as a grid: a row per cluster size, a column per number of
+/// failed members; each cell what was observed, coloured by whether the table agrees.
 fn html_fault_table(rows: &[TableRow]) -> String {
     let max_k = fault_table_max_k(rows);
     let mut s = String::from(
-        "<table><thead><tr><th>cluster size</th><th>MAJORITY</th><th>failure tolerance</th>",
+        "<table class=\"grid\"><thead><tr><th>size</th><th>majority</th><th>tolerates</th>",
     );
     for k in 0..=max_k {
-        let _ = write!(s, "<th>k={k}</th>");
+        let _ = write!(s, "<th>{k} failed</th>");
     }
     s.push_str("</tr></thead><tbody>\n");
     for row in rows {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            "<tr><th>{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td>",
             row.size, row.majority, row.tolerance
         );
         for k in 0..=max_k {
-            match row.cells.iter().find(|c| c.0 == k) {
-                Some(&(_, predicted, observed)) => {
-                    let class = if predicted != observed {
-                        "bad"
-                    } else if observed {
-                        "ok"
-                    } else {
-                        ""
-                    };
-                    let flag = if predicted != observed { "✗" } else { "" };
-                    let _ = write!(
-                        s,
-                        "<td class=\"cell {class}\">{flag}{}</td>",
-                        if observed { "W" } else { "-" }
-                    );
-                }
-                None => s.push_str("<td></td>"),
-            }
+            let Some(&(_, predicted, observed)) = row.cells.iter().find(|c| c.0 == k) else {
+                s.push_str("<td class=\"na\"></td>");
+                continue;
+            };
+            let word = |w: bool| if w { "writable" } else { "not writable" };
+            let title = format!(
+                "{} members, {k} failed: the table predicts {}, observed {}",
+                row.size,
+                word(predicted),
+                word(observed)
+            );
+            let (class, extra) = match (predicted == observed, observed) {
+                (true, true) => ("up", ""),
+                (true, false) => ("down", ""),
+                (false, _) => ("disagree", "<small>table: {}</small>"),
+            };
+            let extra = extra.replace("{}", if predicted { "W" } else { "-" });
+            let _ = write!(
+                s,
+                "<td class=\"cell {class}\" title=\"{}\">{}{extra}</td>",
+                esc(&title),
+                if observed { "W" } else { "-" }
+            );
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</tbody></table>\n<p class=\"note\">W: writes acknowledged; -: no write acknowledged; ✗: observation disagrees with the table</p>\n");
+    s.push_str("</tbody></table>\n<p class=\"legend note\"><span><i class=\"sw up\"></i>W: writes acknowledged, as the table predicts</span><span><i class=\"sw down\"></i>-: no write acknowledged, as predicted</span><span><i class=\"sw disagree\"></i>observed differs from the table (the table's word below)</span></p>\n");
     s
 }
 
 /// One self-contained HTML page (inline CSS and SVG, no scripts, nothing fetched): the
-/// verdict, the run's facts, gates, checks, snapshots, a timeline of steps, faults and
-/// probes, the RTO by phase, and the fault-tolerance table when there is one.
+/// verdict, the run's facts, the fault-tolerance grid when there is one, gates, a
+/// timeline of the run, the RTO by phase, checks, steps, fault events and snapshots.
+/// Each section prints on a page of its own.
 pub fn report_html(r: &DrillReport) -> String {
     let mut h = String::new();
     head(&mut h, r);
-    facts_section(&mut h, r);
-    if let Some(b) = &r.backup {
-        backup_section(&mut h, b);
-    }
-    gates_section(&mut h, r);
-    timeline_section(&mut h, r);
-    rto_section(&mut h, r);
-    checks_section(&mut h, r);
-    steps_section(&mut h, r);
-    fault_events_section(&mut h, r);
-    snapshots_section(&mut h, r);
+    section(&mut h, true, |h| facts_section(h, r));
     if let Some(rows) = &r.table {
-        h.push_str("<h2>Fault-tolerance table</h2>\n");
-        h.push_str(&html_fault_table(rows));
+        section(&mut h, false, |h| {
+            h.push_str("<h2>Fault-tolerance table</h2>\n");
+            h.push_str(&html_fault_table(rows));
+        });
     }
+    if let Some(b) = &r.backup {
+        section(&mut h, false, |h| backup_section(h, b));
+    }
+    section(&mut h, false, |h| gates_section(h, r));
+    section(&mut h, false, |h| timeline_section(h, r));
+    // A run that restores nothing has no RTO: a section saying so would only puzzle.
+    if r.rto.is_some() || restores(r) {
+        section(&mut h, false, |h| rto_section(h, r));
+    }
+    section(&mut h, false, |h| checks_section(h, r));
+    section(&mut h, false, |h| steps_section(h, r));
+    section(&mut h, false, |h| fault_events_section(h, r));
+    section(&mut h, false, |h| snapshots_section(h, r));
     h.push_str("</body>\n</html>\n");
     h
+}
+
+fn restores(r: &DrillReport) -> bool {
+    r.steps.iter().any(|s| s.kind == StepKind::Restore)
 }
 
 /// A user's backup: source, what it holds, keys per prefix, what was passed over.
@@ -196,7 +218,7 @@ fn facts_section(h: &mut String, r: &DrillReport) {
 }
 
 /// The summary table's rows, unescaped.
-fn facts(r: &DrillReport) -> [(&'static str, String); 12] {
+fn facts(r: &DrillReport) -> Vec<(&'static str, String)> {
     let rto = match &r.rto {
         Some(rto) => format!("{:.2} s", rto.total_s),
         None => "not measured".into(),
@@ -210,18 +232,22 @@ fn facts(r: &DrillReport) -> [(&'static str, String); 12] {
     };
     let checks_failed = r.checks.iter().filter(|c| !c.passed).count();
     let gates_failed = r.gates.iter().filter(|g| !g.passed).count();
-    [
+    let cluster = match &r.table {
+        Some(rows) => {
+            let sizes: Vec<String> = rows.iter().map(|t| t.size.to_string()).collect();
+            format!("a cluster per size: {}", sizes.join(", "))
+        }
+        None => format!(
+            "{} members, TLS {}",
+            r.cluster_size,
+            if r.tls { "on" } else { "off" }
+        ),
+    };
+    let mut facts = vec![
         ("verdict", format!("{} ({})", verdict_word(r), r.verdict)),
         ("scenario file", r.file.clone()),
         ("etcd", format!("{} (image {})", r.etcd_version, r.image)),
-        (
-            "cluster",
-            format!(
-                "{} members, TLS {}",
-                r.cluster_size,
-                if r.tls { "on" } else { "off" }
-            ),
-        ),
+        ("cluster", cluster),
         (
             "seed / repetition",
             format!("{} / {}", r.seed, r.repetition),
@@ -245,7 +271,17 @@ fn facts(r: &DrillReport) -> [(&'static str, String); 12] {
                 r.gates.len() - gates_failed
             ),
         ),
-    ]
+    ];
+    if r.table.is_some() && r.rto.is_none() {
+        facts.retain(|(k, _)| !matches!(*k, "RTO" | "RPO"));
+    } else if !restores(r) && r.rto.is_none() {
+        for (k, v) in &mut facts {
+            if matches!(*k, "RTO" | "RPO") {
+                *v = "none: the run restores nothing".into();
+            }
+        }
+    }
+    facts
 }
 
 fn gates_section(h: &mut String, r: &DrillReport) {
@@ -266,22 +302,32 @@ fn gates_section(h: &mut String, r: &DrillReport) {
     h.push_str("</tbody></table>\n");
 }
 
-/// A chart that cannot be drawn is reported in its place: the rest of the page still
-/// carries the run's facts.
 fn timeline_section(h: &mut String, r: &DrillReport) {
     h.push_str("<h2>Timeline</h2>\n");
-    match timeline_svg(r) {
-        Ok(svg) => h.push_str(&svg),
-        Err(e) => {
-            let _ = writeln!(h, "<p class=\"bad\">timeline not drawn: {}</p>", esc(&e));
-        }
-    }
+    h.push_str(&timeline_svg(r));
+    let sw = |color: &str, what: &str| {
+        format!("<span><i class=\"sw\" style=\"background:{color}\"></i>{what}</span>")
+    };
+    // Only what the chart shows: a table run's legend has no RTO in it.
+    let (injected, harness): (Vec<_>, Vec<_>) =
+        r.fault_events.iter().partition(|f| charts::injected(r, f));
+    let shown = [
+        (true, sw(OK, "step ok / writes acknowledged")),
+        (true, sw(BAD, "step failed / no write acknowledged")),
+        (!injected.is_empty(), sw(FAULT, "injected fault")),
+        (
+            !harness.is_empty(),
+            sw(HARNESS, "the harness's own action (restore, replace)"),
+        ),
+        (
+            r.rto.as_ref().is_some_and(|t| t.start_s.is_some()),
+            sw(RTO, "disaster declared to verified (RTO)"),
+        ),
+    ];
+    let legend: String = shown.into_iter().filter(|s| s.0).map(|s| s.1).collect();
     let _ = writeln!(
         h,
-        "<p class=\"legend note\"><span><i class=\"sw\" style=\"background:{ok}\"></i>step ok / probe writable</span><span><i class=\"sw\" style=\"background:{bad}\"></i>step failed / probe not writable</span><span><i class=\"sw\" style=\"background:{fault}\"></i>fault event</span></p>",
-        ok = hex(OK_COLOR),
-        bad = hex(BAD_COLOR),
-        fault = hex(FAULT_COLOR)
+        "<p class=\"legend note\">{legend}</p>\n<p class=\"note\">Hover over a mark for its details.</p>"
     );
 }
 
@@ -289,19 +335,14 @@ fn rto_section(h: &mut String, r: &DrillReport) {
     h.push_str("<h2>RTO by phase</h2>\n");
     match &r.rto {
         Some(rto) if !rto.phases.is_empty() => {
-            match rto_svg(r, rto) {
-                Ok(svg) => h.push_str(&svg),
-                Err(e) => {
-                    let _ = writeln!(h, "<p class=\"bad\">RTO chart not drawn: {}</p>", esc(&e));
-                }
-            }
-            h.push_str("<p class=\"note\">Black ticks: gate limits (per phase, from the phase's start).</p>\n");
+            h.push_str(&rto_svg(r, rto));
+            h.push_str("<p class=\"note\">Dashed lines: gate limits (a phase's from its start) where they fall inside the chart.</p>\n");
             rto_phase_table(h, r, rto);
         }
         Some(rto) => {
             let _ = writeln!(h, "<p>{:.2} s, no phases recorded.</p>", rto.total_s);
         }
-        None => h.push_str("<p>not measured</p>\n"),
+        None => h.push_str("<p>not measured: the run restored nothing</p>\n"),
     }
 }
 
@@ -444,8 +485,8 @@ mod tests {
         assert!(!html.contains("<link"));
         assert!(!html.contains("src="));
         // Steps drawn in both colors, probes and fault labels present.
-        assert!(html.contains(&format!("fill=\"{}\"", hex(BAD_COLOR))));
-        assert!(html.contains(&format!("fill=\"{}\"", hex(OK_COLOR))));
+        assert!(html.contains(&format!("fill=\"{BAD}\"")));
+        assert!(html.contains(&format!("fill=\"{OK}\"")));
         assert!(html.contains("permanent etcd-3"));
         assert!(html.contains("leader-elected"));
         // Text from the report is escaped.
@@ -486,8 +527,14 @@ mod tests {
         let html = report_html(&table_fixture());
         assert!(html.contains("quorum-table"));
         assert_eq!(html.matches("<svg").count(), 1, "timeline only, no RTO");
-        assert!(html.contains("<td class=\"cell bad\">✗W</td>"));
-        assert!(html.contains("<th>k=5</th>"));
+        assert!(
+            html.contains("<td class=\"cell disagree\" title=\"3 members, 2 failed: the table predicts not writable, observed writable\">W<small>table: -</small></td>"),
+            "{html}"
+        );
+        assert!(html.contains("<th>5 failed</th>"));
+        // A table run is a grid of clusters, not one cluster with an RTO.
+        assert!(html.contains("a cluster per size: 3, 5"), "{html}");
+        assert!(!html.contains("RTO"), "{html}");
         assert!(external_refs(&html).is_empty());
 
         // Nothing recorded, NaN and negative times: still a page, no panic.
@@ -498,6 +545,7 @@ mod tests {
         ];
         r.probes = vec![probe(f64::NAN, 1, true, None)];
         r.rto = Some(Rto {
+            start_s: None,
             total_s: f64::NAN,
             phases: vec![PhaseRecord {
                 name: RtoPhase::Restore,

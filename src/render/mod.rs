@@ -11,15 +11,35 @@ mod html;
 mod junit;
 mod markdown;
 mod prom;
+mod svg;
 mod text;
 
 pub use html::report_html;
 pub use junit::junit_xml;
 pub use markdown::summary_md;
 pub use prom::metrics_prom;
-pub use text::{comparison_text, render_table, restore_drill_text, snapshot_check_text};
+pub use text::{
+    comparison_text, history_check_text, history_op_text, render_table, restore_drill_text,
+    snapshot_check_text,
+};
 
 use crate::model::report::{DrillReport, Gate, GateResult, RtoPhase, TableRow};
+
+/// Text made safe for HTML and SVG, attribute values included.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 fn mark(passed: bool) -> &'static str {
     if passed { "✅" } else { "❌" }

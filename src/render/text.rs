@@ -6,6 +6,8 @@ use super::num;
 use crate::model::backup::{RestoreDrillReport, SnapshotCheckReport};
 use crate::model::compare::{CompareRow, Comparison};
 use crate::model::expect::QuotaFrom;
+use crate::model::history::Record;
+use crate::model::linearize::{HistoryCheck, Model};
 use crate::model::source::Packing;
 use crate::model::table::SizeResult;
 
@@ -219,6 +221,87 @@ pub fn snapshot_check_text(r: &SnapshotCheckReport) -> String {
     for c in &r.checks {
         let mark = if c.passed { "ok" } else { "FAIL" };
         let _ = writeln!(s, "  [{mark}] {}: {}", c.name, c.detail);
+    }
+    s
+}
+
+/// A history check for the terminal: the verdict, what was checked, and on a violation
+/// the window where no order works.
+pub fn history_check_text(c: &HistoryCheck, history: &[Record]) -> String {
+    let mut out = format!(
+        "{}: {} operations on {} keys ({} with unknown outcome), {} model\n",
+        c.verdict.as_str(),
+        c.operations,
+        c.keys,
+        c.unknown_outcomes,
+        match c.model {
+            Model::Kv => "kv",
+            Model::Etcd => "etcd",
+        }
+    );
+    if let Some(w) = &c.window {
+        let _ = writeln!(
+            out,
+            "key {:?}: {} of its operations can be ordered, then none of these can go next:",
+            w.key, w.placed
+        );
+        for &i in &w.stuck {
+            let _ = writeln!(out, "  ! #{i} {}", history_op_text(&history[i]));
+        }
+        if !w.before.is_empty() {
+            out.push_str("after these, the last placed (in order):\n");
+            for &i in &w.before {
+                let _ = writeln!(out, "    #{i} {}", history_op_text(&history[i]));
+            }
+        }
+    }
+    for p in &c.revision_problems {
+        let _ = writeln!(out, "revision: {p}");
+    }
+    if !c.undecided_keys.is_empty() {
+        let _ = writeln!(
+            out,
+            "undecided in time: keys {}; a longer --timeout may decide them",
+            c.undecided_keys.join(", ")
+        );
+    }
+    out
+}
+
+/// One operation as a line: who, when, what, and what it got.
+pub fn history_op_text(r: &Record) -> String {
+    let ret = r.ret.map_or("?".to_string(), |t| t.to_string());
+    let mut s = format!(
+        "client {} [{}, {ret}] {} {}",
+        r.client,
+        r.call,
+        r.op.as_str(),
+        r.key
+    );
+    if let Some(e) = &r.expect {
+        let _ = write!(s, " if {e:?}");
+    }
+    if let Some(v) = &r.value {
+        let _ = write!(s, " = {v:?}");
+    }
+    match (&r.output, r.ret) {
+        (_, None) => s.push_str(" -> outcome unknown"),
+        (Some(o), _) => {
+            if r.op == crate::model::history::OpKind::Get {
+                let v = o
+                    .value
+                    .as_deref()
+                    .map_or("absent".to_string(), |v| format!("{v:?}"));
+                let _ = write!(s, " -> {v}");
+            }
+            if let Some(ok) = o.succeeded {
+                s.push_str(if ok { " -> succeeded" } else { " -> failed" });
+            }
+            if let Some(rev) = o.revision {
+                let _ = write!(s, " @rev {rev}");
+            }
+        }
+        (None, _) => s.push_str(" -> ok"),
     }
     s
 }

@@ -2,6 +2,8 @@
 //! locally built image (`make image`); without them they fail loudly, never pass silently.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use bollard::Docker;
 use etcd_drill::cluster::{Cluster, ClusterSpec};
 use etcd_drill::docker::{self, Selector};

@@ -1,0 +1,237 @@
+//! Concurrent clients that record what they saw: linearizable gets, puts and
+//! compare-and-sets on a few shared keys, each client pinned to one member, every
+//! operation stamped with call and return times on one monotonic clock. The history is
+//! what `model::linearize` checks; what happened to the keys is handed to the ledger, so
+//! the final verification accounts for every acknowledged workload write.
+//!
+//! Any error is recorded as an unknown outcome (no return time): the request may or may
+//! not have taken effect, which is all a client can know after a timeout or a lost
+//! connection, and never accuses etcd of something it did not do.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use rand::{RngExt, SeedableRng};
+
+use crate::backup::ledger::{HARNESS_PREFIX, Ledger};
+use crate::cluster::Cluster;
+use crate::model::history::{OpKind, Output, Record};
+
+/// How the clients run.
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    pub clients: usize,
+    pub keys: usize,
+    /// Target operations per second, all clients together.
+    pub rate: f64,
+    pub request_timeout: Duration,
+    pub seed: u64,
+}
+
+/// The workload's key `i`, under the harness prefix the verifier accounts for.
+pub fn workload_key(i: usize) -> String {
+    format!("{HARNESS_PREFIX}workload/{i}")
+}
+
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<Vec<Record>>>,
+    started: Instant,
+}
+
+/// What the clients recorded, in call order, and the rate they achieved.
+pub struct Recorded {
+    pub history: Vec<Record>,
+    pub seconds: f64,
+    pub rate: f64,
+}
+
+impl Workload {
+    /// Starts the clients; `t0` is the clock's zero (the run's start), in microseconds.
+    pub fn start(cluster: &Cluster, spec: &WorkloadSpec, t0: Instant) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let urls: Vec<String> = cluster
+            .members
+            .iter()
+            .map(|m| m.client_url.clone())
+            .collect();
+        let opts = cluster
+            .connect_options()
+            .with_timeout(spec.request_timeout)
+            .with_connect_timeout(spec.request_timeout);
+        // Each client paces itself to its share of the rate.
+        let pause = Duration::from_secs_f64(spec.clients as f64 / spec.rate);
+        let clients = (0..spec.clients)
+            .map(|id| {
+                let client = ClientLoop {
+                    id: id as u64,
+                    url: urls[id % urls.len().max(1)].clone(),
+                    keys: spec.keys,
+                    t0,
+                    pause,
+                    rng: rand::rngs::StdRng::seed_from_u64(spec.seed ^ (id as u64) << 32),
+                    last_seen: vec![None; spec.keys],
+                    seq: 0,
+                };
+                tokio::spawn(client.run(opts.clone(), stop.clone()))
+            })
+            .collect();
+        Workload {
+            stop,
+            clients,
+            started: Instant::now(),
+        }
+    }
+
+    /// Stops the clients and gathers their history. A client task that died loses its
+    /// records, which `None` reports: a history with holes cannot be checked honestly.
+    pub async fn finish(self) -> Option<Recorded> {
+        self.stop.store(true, Ordering::Relaxed);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let mut history = vec![];
+        for c in self.clients {
+            history.extend(c.await.ok()?);
+        }
+        history.sort_by_key(|r| (r.call, r.client));
+        let done = history.iter().filter(|r| r.known()).count();
+        Some(Recorded {
+            rate: done as f64 / seconds.max(1e-9),
+            seconds,
+            history,
+        })
+    }
+}
+
+/// What the workload wrote, for the ledger: acknowledged writes with their revision, and
+/// writes of unknown outcome as attempts (they may be there or not).
+pub fn account(history: &[Record], ledger: &mut Ledger) {
+    for r in history {
+        let (Some(value), writes) = (&r.value, r.op) else {
+            continue;
+        };
+        let out = r.output.as_ref();
+        match (writes, r.known(), out.and_then(|o| o.succeeded)) {
+            (_, false, _) => ledger.attempt(&r.key, value),
+            (OpKind::Put, true, _) | (OpKind::Cas, true, Some(true)) => {
+                let rev = out.and_then(|o| o.revision).unwrap_or(0);
+                ledger.acknowledged(&r.key, value, rev);
+            }
+            _ => {}
+        }
+    }
+}
+
+struct ClientLoop {
+    id: u64,
+    url: String,
+    keys: usize,
+    t0: Instant,
+    pause: Duration,
+    rng: rand::rngs::StdRng,
+    /// The value this client last saw under each key: what its next cas expects.
+    last_seen: Vec<Option<String>>,
+    seq: u64,
+}
+
+impl ClientLoop {
+    fn now(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+
+    async fn run(
+        mut self,
+        opts: etcd_client::ConnectOptions,
+        stop: Arc<AtomicBool>,
+    ) -> Vec<Record> {
+        let mut out = vec![];
+        let mut client: Option<Client> = None;
+        while !stop.load(Ordering::Relaxed) {
+            let began = Instant::now();
+            if client.is_none() {
+                // Not connected, nothing sent: no operation to record.
+                client = Client::connect([self.url.as_str()], Some(opts.clone()))
+                    .await
+                    .ok();
+            }
+            if let Some(c) = client.as_mut() {
+                let r = self.one(c).await;
+                out.push(r);
+            }
+            tokio::time::sleep(self.pause.saturating_sub(began.elapsed())).await;
+        }
+        out
+    }
+
+    /// One operation: 40 % get, 30 % put, 30 % cas on the value last seen.
+    async fn one(&mut self, c: &mut Client) -> Record {
+        let k = self.rng.random_range(0..self.keys);
+        let key = workload_key(k);
+        let roll = self.rng.random_range(0..10);
+        self.seq += 1;
+        let value = format!("c{}-{}", self.id, self.seq);
+        let mut r = Record {
+            client: self.id,
+            call: self.now(),
+            ret: None,
+            op: OpKind::Get,
+            key: key.clone(),
+            value: None,
+            expect: None,
+            output: None,
+        };
+        let output = match roll {
+            0..=3 => c.get(key.as_str(), None).await.ok().map(|g| {
+                let v = g
+                    .kvs()
+                    .first()
+                    .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                self.last_seen[k] = v.clone();
+                Output {
+                    value: v,
+                    succeeded: None,
+                    revision: g.header().map(|h| h.revision()),
+                }
+            }),
+            4..=6 => {
+                r.op = OpKind::Put;
+                r.value = Some(value.clone());
+                c.put(key.as_str(), value.as_str(), None)
+                    .await
+                    .ok()
+                    .map(|p| Output {
+                        revision: p.header().map(|h| h.revision()),
+                        ..Default::default()
+                    })
+            }
+            _ => {
+                r.op = OpKind::Cas;
+                r.value = Some(value.clone());
+                r.expect = self.last_seen[k].clone();
+                let when = match &r.expect {
+                    Some(v) => Compare::value(key.as_str(), CompareOp::Equal, v.as_str()),
+                    None => Compare::version(key.as_str(), CompareOp::Equal, 0),
+                };
+                let txn = Txn::new().when([when]).and_then([TxnOp::put(
+                    key.as_str(),
+                    value.as_str(),
+                    None,
+                )]);
+                c.txn(txn).await.ok().map(|t| Output {
+                    succeeded: Some(t.succeeded()),
+                    revision: t.header().map(|h| h.revision()),
+                    ..Default::default()
+                })
+            }
+        };
+        if let Some(o) = output {
+            r.ret = Some(self.now());
+            if o.succeeded == Some(true) {
+                self.last_seen[k] = r.value.clone();
+            }
+            r.output = Some(o);
+        }
+        r
+    }
+}

@@ -1,0 +1,101 @@
+//! The `[workload]` of a drill: its clients start once the cluster is up and stop before
+//! the first restore or verify (a restore rolls data back by design, which no
+//! linearizable history contains); their history is then checked and becomes a check.
+
+use std::time::Duration;
+
+use super::runner::Runner;
+use crate::chaos::workload::{self, Workload, WorkloadSpec};
+use crate::model::linearize::{self, Linearizability, Model};
+use crate::model::report::Check;
+use crate::model::scenario::StepKind;
+
+/// How long the history check may search before it says "unknown" (a failed check).
+const CHECK_LIMIT: Duration = Duration::from_secs(60);
+
+impl Runner<'_> {
+    /// Starts the clients once the cluster exists, if the scenario has a workload.
+    pub(super) fn start_workload(&mut self) {
+        let (Some(w), Some(c)) = (&self.s.workload, &self.cluster) else {
+            return;
+        };
+        if self.workload.is_some() || self.workload_done {
+            return;
+        }
+        let spec = WorkloadSpec {
+            clients: *w.clients.get_ref(),
+            keys: *w.keys.get_ref(),
+            rate: *w.rate.get_ref(),
+            request_timeout: Duration::from_millis(w.request_timeout_ms),
+            seed: self.seed,
+        };
+        self.workload = Some(Workload::start(c, &spec, self.t0));
+    }
+
+    /// Whether the workload must stop before a step of this kind.
+    pub(super) fn stops_workload(kind: StepKind) -> bool {
+        matches!(kind, StepKind::Restore | StepKind::Verify)
+    }
+
+    /// Stops the clients, accounts their writes in the ledger and records the history
+    /// check (and the rate precondition) as checks of step `i`.
+    pub(super) async fn stop_workload(&mut self, i: usize) {
+        let Some(w) = self.workload.take() else {
+            return;
+        };
+        self.workload_done = true;
+        let Some(rec) = w.finish().await else {
+            let why = "a workload client died: its history is incomplete and cannot be checked";
+            self.check(i, Check::new("workload-history", false, why));
+            return;
+        };
+        workload::account(&rec.history, &mut self.ledger);
+        let spec = self.s.workload.as_ref().expect("a workload ran");
+        let rate = format!("{:.0} ops/s over {:.1} s", rec.rate, rec.seconds);
+        if spec.min_rate > 0.0 {
+            let ok = rec.rate >= spec.min_rate;
+            let detail = format!("achieved {rate}, at least {:.0} required", spec.min_rate);
+            self.check(i, Check::new("workload-rate", ok, detail));
+        }
+        let history = rec.history;
+        let checked = tokio::task::spawn_blocking(move || {
+            let c = linearize::check(&history, Model::Etcd, CHECK_LIMIT);
+            (c, history)
+        })
+        .await;
+        let Ok((c, history)) = checked else {
+            self.check(
+                i,
+                Check::new("workload-history", false, "the history check panicked"),
+            );
+            return;
+        };
+        let mut detail = format!(
+            "{}: {} operations ({} of unknown outcome) on {} keys, {rate}, etcd model",
+            c.verdict.as_str(),
+            c.operations,
+            c.unknown_outcomes,
+            c.keys
+        );
+        if let Some(w) = &c.window {
+            let stuck: Vec<String> = w
+                .stuck
+                .iter()
+                .map(|&j| crate::render::history_op_text(&history[j]))
+                .collect();
+            detail.push_str(&format!(
+                "; key {} stuck after {} operations at: {}",
+                w.key,
+                w.placed,
+                stuck.join("; ")
+            ));
+        }
+        if let Some(p) = c.revision_problems.first() {
+            detail.push_str(&format!("; {p}"));
+        }
+        // Zero operations prove nothing: not a pass.
+        let passed = c.verdict == Linearizability::Linearizable && c.operations > 0;
+        self.check(i, Check::new("workload-history", passed, detail));
+        self.found.history.extend(history);
+    }
+}

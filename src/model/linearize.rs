@@ -1,0 +1,402 @@
+//! Is a history linearizable? A Wing–Gong search with Lowe's memoisation (the algorithm
+//! porcupine and Knossos use) against a key-value register: try each operation that may
+//! go next (called before the earliest pending return), apply it to the model, and back
+//! up when a return is reached whose operation could not be placed; a set of (operations
+//! placed, model state) already explored is never explored again.
+//!
+//! Keys are independent in this model, and linearizability is local (a history is
+//! linearizable iff every key's sub-history is), so each key is searched on its own,
+//! which keeps a contended history of many keys tractable. The etcd model adds what one
+//! global revision implies across keys: revisions never go backwards in real time, and
+//! every write has a revision of its own.
+//!
+//! The search has a deadline: running out of time gives `Unknown`, never a pass.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::history::{OpKind, Record};
+
+/// Which model the history is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    /// A register per key: get, put, delete, cas.
+    Kv,
+    /// The register model plus one global revision (outputs' `revision`).
+    Etcd,
+}
+
+/// The answer. `Unknown` is what a search that ran out of time says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Linearizability {
+    Linearizable,
+    NotLinearizable,
+    Unknown,
+}
+
+impl Linearizability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Linearizability::Linearizable => "linearizable",
+            Linearizability::NotLinearizable => "not-linearizable",
+            Linearizability::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where the search got stuck on one key: the operations it had placed last, and those
+/// that could have gone next but none of which the model allows. Indices are into the
+/// history as given.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    pub key: String,
+    /// How many of the key's operations could be placed at most.
+    pub placed: usize,
+    /// The last few placed, in their linearization order (context).
+    pub before: Vec<usize>,
+    /// The candidates at the deepest point; none of them can go next.
+    pub stuck: Vec<usize>,
+}
+
+/// What the checker found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryCheck {
+    pub verdict: Linearizability,
+    pub model: Model,
+    pub operations: usize,
+    pub keys: usize,
+    /// Operations whose outcome is unknown (they may or may not have taken effect).
+    pub unknown_outcomes: usize,
+    /// The first key that cannot be linearized, if one was found.
+    pub window: Option<Window>,
+    /// What the global revision rules out (etcd model).
+    pub revision_problems: Vec<String>,
+    /// Keys the deadline cut short.
+    pub undecided_keys: Vec<String>,
+}
+
+/// Checks `history` against `model`, giving up (`Unknown`) after `limit`.
+pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck {
+    let deadline = Instant::now() + limit;
+    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in history.iter().enumerate() {
+        // A read that never returned constrains nothing.
+        if r.op == OpKind::Get && !r.known() {
+            continue;
+        }
+        by_key.entry(r.key.as_str()).or_default().push(i);
+    }
+    let mut keys: Vec<&str> = by_key.keys().copied().collect();
+    keys.sort();
+    let mut window = None;
+    let mut undecided_keys = vec![];
+    for key in &keys {
+        match search(history, &by_key[key], deadline) {
+            Outcome::Linearizable => {}
+            Outcome::Unknown => undecided_keys.push(key.to_string()),
+            Outcome::Stuck(mut w) => {
+                w.key = key.to_string();
+                window = Some(w);
+                break;
+            }
+        }
+    }
+    let revision_problems = match model {
+        Model::Etcd => revision_order(history),
+        Model::Kv => vec![],
+    };
+    let verdict = if window.is_some() || !revision_problems.is_empty() {
+        Linearizability::NotLinearizable
+    } else if !undecided_keys.is_empty() {
+        Linearizability::Unknown
+    } else {
+        Linearizability::Linearizable
+    };
+    HistoryCheck {
+        verdict,
+        model,
+        operations: history.len(),
+        keys: keys.len(),
+        unknown_outcomes: history.iter().filter(|r| !r.known()).count(),
+        window,
+        revision_problems,
+        undecided_keys,
+    }
+}
+
+enum Outcome {
+    Linearizable,
+    Unknown,
+    Stuck(Window),
+}
+
+/// One key's operation for the model: values interned to small numbers.
+#[derive(Debug, Clone, Copy)]
+struct KeyOp {
+    kind: OpKind,
+    known: bool,
+    value: Option<u32>,
+    expect: Option<u32>,
+    read: Option<u32>,
+    succeeded: Option<bool>,
+}
+
+/// The register's next state after `op`, or `None` if the model cannot produce what
+/// `op` returned. An operation whose outcome is unknown accepts any result: it is
+/// placed after every return, where it can no longer contradict anything.
+fn step(state: Option<u32>, op: &KeyOp) -> Option<Option<u32>> {
+    match op.kind {
+        OpKind::Get => (op.read == state).then_some(state),
+        OpKind::Put => Some(op.value),
+        OpKind::Delete => Some(None),
+        OpKind::Cas => {
+            let holds = state == op.expect;
+            match (op.known, op.succeeded) {
+                (true, Some(true)) => holds.then_some(op.value),
+                (true, Some(false)) => (!holds).then_some(state),
+                _ => Some(if holds { op.value } else { state }),
+            }
+        }
+    }
+}
+
+fn intern(ids: &mut HashMap<String, u32>, v: &Option<String>) -> Option<u32> {
+    let n = ids.len() as u32;
+    v.as_ref().map(|s| *ids.entry(s.clone()).or_insert(n))
+}
+
+fn key_ops(history: &[Record], ops: &[usize]) -> Vec<KeyOp> {
+    let mut ids = HashMap::new();
+    ops.iter()
+        .map(|&i| {
+            let r = &history[i];
+            let out = r.output.clone().unwrap_or_default();
+            KeyOp {
+                kind: r.op,
+                known: r.known(),
+                value: intern(&mut ids, &r.value),
+                expect: intern(&mut ids, &r.expect),
+                read: intern(&mut ids, &out.value),
+                succeeded: out.succeeded,
+            }
+        })
+        .collect()
+}
+
+const NIL: usize = usize::MAX;
+
+/// The call and return events of a key's operations in time order, as a doubly linked
+/// list that operations are lifted out of as they are placed and put back on backtrack.
+struct Events {
+    /// Per event: the operation (index into the key's ops) and whether it is the call.
+    op: Vec<(usize, bool)>,
+    /// The return event of each operation.
+    ret_of: Vec<usize>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    head: usize,
+}
+
+impl Events {
+    fn new(history: &[Record], ops: &[usize]) -> Events {
+        let mut ev: Vec<(u64, bool, usize)> = vec![];
+        for (j, &i) in ops.iter().enumerate() {
+            // Calls sort before returns at the same instant: touching operations are
+            // taken as concurrent, the reading that accuses nobody wrongly.
+            ev.push((history[i].call, false, j));
+            ev.push((history[i].ret.unwrap_or(u64::MAX), true, j));
+        }
+        ev.sort();
+        let n = ev.len();
+        let mut ret_of = vec![0; ops.len()];
+        for (e, &(_, is_ret, j)) in ev.iter().enumerate() {
+            if is_ret {
+                ret_of[j] = e;
+            }
+        }
+        let head = n;
+        let mut next: Vec<usize> = (1..=n).collect();
+        next[n - 1] = NIL;
+        next.push(if n > 0 { 0 } else { NIL });
+        let mut prev: Vec<usize> = (0..n).map(|e| if e == 0 { head } else { e - 1 }).collect();
+        prev.push(NIL);
+        Events {
+            op: ev.iter().map(|&(_, r, j)| (j, !r)).collect(),
+            ret_of,
+            next,
+            prev,
+            head,
+        }
+    }
+
+    fn unlink(&mut self, e: usize) {
+        let (p, n) = (self.prev[e], self.next[e]);
+        self.next[p] = n;
+        if n != NIL {
+            self.prev[n] = p;
+        }
+    }
+
+    fn relink(&mut self, e: usize) {
+        let (p, n) = (self.prev[e], self.next[e]);
+        self.next[p] = e;
+        if n != NIL {
+            self.prev[n] = e;
+        }
+    }
+
+    fn lift(&mut self, call: usize) {
+        let r = self.ret_of[self.op[call].0];
+        self.unlink(call);
+        self.unlink(r);
+    }
+
+    /// Undoes [`Events::lift`] (in reverse order, as dancing links require).
+    fn unlift(&mut self, call: usize) {
+        let r = self.ret_of[self.op[call].0];
+        self.relink(r);
+        self.relink(call);
+    }
+
+    /// The operations that may go next: every call before the first return, and the
+    /// operation of that return.
+    fn candidates(&self) -> Vec<usize> {
+        let mut out = vec![];
+        let mut e = self.next[self.head];
+        while e != NIL {
+            let (j, is_call) = self.op[e];
+            if !out.contains(&j) {
+                out.push(j);
+            }
+            if !is_call {
+                break;
+            }
+            e = self.next[e];
+        }
+        out
+    }
+}
+
+/// The search on one key's operations (`ops`: indices into `history`).
+fn search(history: &[Record], ops: &[usize], deadline: Instant) -> Outcome {
+    if ops.is_empty() {
+        return Outcome::Linearizable;
+    }
+    let kops = key_ops(history, ops);
+    let mut ev = Events::new(history, ops);
+    let words = ops.len().div_ceil(64);
+    let mut placed = vec![0u64; words];
+    let mut seen: HashSet<(Vec<u64>, Option<u32>)> = HashSet::new();
+    let mut stack: Vec<(usize, Option<u32>)> = vec![];
+    let mut state: Option<u32> = None;
+    let mut deepest = (0, vec![], vec![]);
+    let mut entry = ev.next[ev.head];
+    let mut steps = 0u64;
+    while ev.next[ev.head] != NIL {
+        steps += 1;
+        if steps.is_multiple_of(4096) && Instant::now() > deadline {
+            return Outcome::Unknown;
+        }
+        let (j, is_call) = ev.op[entry];
+        if is_call {
+            if let Some(new) = step(state, &kops[j]) {
+                placed[j / 64] |= 1 << (j % 64);
+                if seen.insert((placed.clone(), new)) {
+                    stack.push((entry, state));
+                    state = new;
+                    ev.lift(entry);
+                    if stack.len() > deepest.0 {
+                        let order: Vec<usize> = stack.iter().map(|s| ops[ev.op[s.0].0]).collect();
+                        let stuck = ev.candidates().iter().map(|&j| ops[j]).collect();
+                        deepest = (stack.len(), order, stuck);
+                    }
+                    entry = ev.next[ev.head];
+                    continue;
+                }
+                placed[j / 64] &= !(1 << (j % 64));
+            }
+            entry = ev.next[entry];
+        } else {
+            // A return whose operation is not placed: nothing can go before it, so
+            // undo the last placement and try its next alternative.
+            let Some((call, before)) = stack.pop() else {
+                let (placed, order, stuck) = deepest;
+                let from = order.len().saturating_sub(5);
+                return Outcome::Stuck(Window {
+                    key: String::new(),
+                    placed,
+                    before: order[from..].to_vec(),
+                    stuck,
+                });
+            };
+            state = before;
+            let j = ev.op[call].0;
+            placed[j / 64] &= !(1 << (j % 64));
+            ev.unlift(call);
+            entry = ev.next[call];
+        }
+    }
+    Outcome::Linearizable
+}
+
+/// The global revision across keys (etcd model): a response's revision is never below
+/// that of a response returned before its call, a write's is above it, and no two writes
+/// share a revision. Returns what breaks these, at most ten.
+fn revision_order(history: &[Record]) -> Vec<String> {
+    let rev = |r: &Record| r.output.as_ref().and_then(|o| o.revision);
+    let writes = |r: &Record| match r.op {
+        OpKind::Put => true,
+        OpKind::Cas => r.output.as_ref().and_then(|o| o.succeeded) == Some(true),
+        _ => false,
+    };
+    let mut problems = vec![];
+    let mut owner: HashMap<i64, usize> = HashMap::new();
+    for (i, r) in history.iter().enumerate() {
+        if let (true, Some(v), true) = (r.known(), rev(r), writes(r))
+            && let Some(j) = owner.insert(v, i)
+        {
+            problems.push(format!("operations {j} and {i} both wrote revision {v}"));
+        }
+    }
+    // Returns sorted by time; a sweep keeps the highest revision returned so far.
+    let mut returns: Vec<(u64, i64, usize)> = history
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((r.ret?, rev(r)?, i)))
+        .collect();
+    returns.sort();
+    let mut calls: Vec<(u64, usize)> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.known() && rev(r).is_some())
+        .map(|(i, r)| (r.call, i))
+        .collect();
+    calls.sort();
+    let (mut k, mut best): (usize, Option<(i64, usize)>) = (0, None);
+    for (call, i) in calls {
+        while k < returns.len() && returns[k].0 < call {
+            if best.is_none_or(|b| returns[k].1 > b.0) {
+                best = Some((returns[k].1, returns[k].2));
+            }
+            k += 1;
+        }
+        let (Some((seen, j)), Some(got)) = (best, rev(&history[i])) else {
+            continue;
+        };
+        let behind = got < seen || (writes(&history[i]) && got == seen);
+        if behind {
+            problems.push(format!(
+                "operation {i} got revision {got}, below revision {seen} that operation {j} returned before it was called"
+            ));
+        }
+    }
+    problems.truncate(10);
+    problems
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! Good histories pass and each kind of bad one is caught: a checker that cannot say
+//! "not linearizable" would be a test that cannot fail.
+
+use super::*;
+use crate::model::history::{Output, parse};
+
+const SECOND: Duration = Duration::from_secs(5);
+
+fn op(client: u64, call: u64, ret: Option<u64>, kind: OpKind, key: &str) -> Record {
+    Record {
+        client,
+        call,
+        ret,
+        op: kind,
+        key: key.into(),
+        value: None,
+        expect: None,
+        output: None,
+    }
+}
+
+fn put(call: u64, ret: Option<u64>, key: &str, v: &str) -> Record {
+    Record {
+        value: Some(v.into()),
+        ..op(1, call, ret, OpKind::Put, key)
+    }
+}
+
+fn get(call: u64, ret: u64, key: &str, v: Option<&str>) -> Record {
+    Record {
+        output: Some(Output {
+            value: v.map(str::to_string),
+            ..Default::default()
+        }),
+        ..op(2, call, Some(ret), OpKind::Get, key)
+    }
+}
+
+fn with_revision(mut r: Record, rev: i64) -> Record {
+    r.output.get_or_insert_with(Output::default).revision = Some(rev);
+    r
+}
+
+fn verdict(h: &[Record]) -> Linearizability {
+    check(h, Model::Kv, SECOND).verdict
+}
+
+#[test]
+fn the_formats_example_is_linearizable() {
+    let h = parse(
+        "example",
+        r#"{"client": 3, "call": 1200, "return": 1900, "op": "put", "key": "x", "value": "4"}
+{"client": 0, "call": 1300, "return": 2100, "op": "get", "key": "x", "output": {"value": "4"}}
+{"client": 1, "call": 1400, "return": 2000, "op": "get", "key": "x", "output": {"value": null}}
+{"client": 2, "call": 2200, "return": 2500, "op": "cas", "key": "x", "expect": "3", "value": "0", "output": {"succeeded": false}}
+{"client": 4, "call": 2300, "return": null, "op": "cas", "key": "x", "expect": "4", "value": "1"}"#,
+    )
+    .unwrap();
+    let c = check(&h, Model::Kv, SECOND);
+    assert_eq!(c.verdict, Linearizability::Linearizable, "{c:?}");
+    assert_eq!((c.operations, c.keys, c.unknown_outcomes), (5, 1, 1));
+}
+
+#[test]
+fn a_stale_read_is_caught_and_shown() {
+    let h = [
+        put(0, Some(10), "x", "1"),
+        put(20, Some(30), "x", "2"),
+        get(40, 50, "x", Some("1")),
+    ];
+    let c = check(&h, Model::Kv, SECOND);
+    assert_eq!(c.verdict, Linearizability::NotLinearizable);
+    let w = c.window.unwrap();
+    assert_eq!(w.key, "x");
+    assert_eq!(w.placed, 2, "both puts placed, the read cannot follow");
+    assert_eq!(w.before, vec![0, 1]);
+    assert_eq!(w.stuck, vec![2]);
+}
+
+#[test]
+fn a_lost_acknowledged_write_is_caught() {
+    let h = [put(0, Some(10), "x", "1"), get(20, 30, "x", None)];
+    assert_eq!(verdict(&h), Linearizability::NotLinearizable);
+}
+
+#[test]
+fn a_write_visible_before_it_was_issued_is_caught() {
+    let h = [get(0, 10, "x", Some("5")), put(20, Some(30), "x", "5")];
+    assert_eq!(verdict(&h), Linearizability::NotLinearizable);
+    // Overlapping, the same two are fine: the put may take effect first.
+    let h = [get(0, 25, "x", Some("5")), put(20, Some(30), "x", "5")];
+    assert_eq!(verdict(&h), Linearizability::Linearizable);
+}
+
+#[test]
+fn an_unknown_outcome_may_or_may_not_have_taken_effect() {
+    for seen in [Some("1"), None] {
+        let h = [put(0, None, "x", "1"), get(20, 30, "x", seen)];
+        assert_eq!(verdict(&h), Linearizability::Linearizable, "{seen:?}");
+    }
+    // But not both ways at once: once seen, it cannot be unseen.
+    let h = [
+        put(0, None, "x", "1"),
+        get(20, 30, "x", Some("1")),
+        get(40, 50, "x", None),
+    ];
+    assert_eq!(verdict(&h), Linearizability::NotLinearizable);
+}
+
+#[test]
+fn compare_and_set_follows_the_register() {
+    let cas = |call, ret, expect: Option<&str>, v: &str, ok: bool| Record {
+        value: Some(v.into()),
+        expect: expect.map(str::to_string),
+        output: Some(Output {
+            succeeded: Some(ok),
+            ..Default::default()
+        }),
+        ..op(3, call, Some(ret), OpKind::Cas, "x")
+    };
+    let h = [
+        put(0, Some(10), "x", "1"),
+        cas(20, 30, Some("1"), "2", true),
+        get(40, 50, "x", Some("2")),
+    ];
+    assert_eq!(verdict(&h), Linearizability::Linearizable);
+    // Two sequential CAS from the same expected value cannot both succeed.
+    let h = [
+        put(0, Some(10), "x", "1"),
+        cas(20, 30, Some("1"), "2", true),
+        cas(40, 50, Some("1"), "3", true),
+    ];
+    assert_eq!(verdict(&h), Linearizability::NotLinearizable);
+    // A CAS on an absent key (expect null) succeeds only while it is absent.
+    let h = [cas(0, 10, None, "1", true), cas(20, 30, None, "2", true)];
+    assert_eq!(verdict(&h), Linearizability::NotLinearizable);
+}
+
+#[test]
+fn keys_are_checked_apart_and_the_bad_one_named() {
+    let h = [
+        put(0, Some(10), "a", "1"),
+        get(20, 30, "a", Some("1")),
+        put(0, Some(10), "b", "1"),
+        put(20, Some(30), "b", "2"),
+        get(40, 50, "b", Some("1")),
+    ];
+    let c = check(&h, Model::Kv, SECOND);
+    assert_eq!(c.verdict, Linearizability::NotLinearizable);
+    assert_eq!(c.window.unwrap().key, "b");
+}
+
+#[test]
+fn running_out_of_time_is_unknown_never_a_pass() {
+    // Thirty concurrent writes and a read of a value none of them wrote: refuting it
+    // means trying every order, which no deadline of zero allows.
+    let mut h: Vec<Record> = (0..30)
+        .map(|i| put(0, Some(1000), "x", &i.to_string()))
+        .collect();
+    h.push(get(0, 1000, "x", Some("never written")));
+    let c = check(&h, Model::Kv, Duration::ZERO);
+    assert_eq!(c.verdict, Linearizability::Unknown, "{c:?}");
+    assert_eq!(c.undecided_keys, vec!["x".to_string()]);
+}
+
+#[test]
+fn the_etcd_model_holds_revisions_to_one_global_order() {
+    let ok = [
+        with_revision(put(0, Some(10), "x", "1"), 5),
+        with_revision(get(20, 30, "y", None), 5),
+        with_revision(put(40, Some(50), "y", "1"), 6),
+    ];
+    assert_eq!(
+        check(&ok, Model::Etcd, SECOND).verdict,
+        Linearizability::Linearizable
+    );
+    // A read on another key that saw an older revision than one already returned.
+    let stale = [
+        with_revision(put(0, Some(10), "x", "1"), 5),
+        with_revision(get(20, 30, "y", None), 4),
+    ];
+    let c = check(&stale, Model::Etcd, SECOND);
+    assert_eq!(c.verdict, Linearizability::NotLinearizable);
+    assert!(c.revision_problems[0].contains("below revision 5"), "{c:?}");
+    // The register model alone cannot see it.
+    assert_eq!(verdict(&stale), Linearizability::Linearizable);
+    // Two writes with one revision.
+    let twice = [
+        with_revision(put(0, Some(10), "x", "1"), 5),
+        with_revision(put(0, Some(10), "y", "1"), 5),
+    ];
+    let c = check(&twice, Model::Etcd, SECOND);
+    assert!(
+        c.revision_problems[0].contains("both wrote revision 5"),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn a_long_contended_history_is_decided() {
+    // 8 clients on 2 keys, 4000 operations, overlapping in pairs: the memoised search
+    // must decide it well inside the deadline.
+    let mut h = vec![];
+    let mut t = 0;
+    for i in 0..2000u64 {
+        let key = if i % 2 == 0 { "a" } else { "b" };
+        h.push(put(t, Some(t + 15), key, &i.to_string()));
+        h.push(get(t + 5, t + 20, key, Some(&i.to_string())));
+        t += 10;
+    }
+    let c = check(&h, Model::Kv, Duration::from_secs(30));
+    assert_eq!(c.verdict, Linearizability::Linearizable, "{c:?}");
+}
