@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use rand::{RngExt, SeedableRng};
 
 use crate::backup::ledger::{HARNESS_PREFIX, Ledger};
@@ -28,6 +28,9 @@ pub struct WorkloadSpec {
     pub rate: f64,
     pub request_timeout: Duration,
     pub seed: u64,
+    /// Reads served by the member asked, without consensus (a self-test: they are still
+    /// recorded as linearizable gets).
+    pub serializable_gets: bool,
 }
 
 /// The workload's key `i`, under the harness prefix the verifier accounts for.
@@ -74,6 +77,7 @@ impl Workload {
                     rng: rand::rngs::StdRng::seed_from_u64(spec.seed ^ (id as u64) << 32),
                     last_seen: vec![None; spec.keys],
                     seq: 0,
+                    serializable: spec.serializable_gets,
                 };
                 tokio::spawn(client.run(opts.clone(), stop.clone()))
             })
@@ -133,6 +137,7 @@ struct ClientLoop {
     /// The value this client last saw under each key: what its next cas expects.
     last_seen: Vec<Option<String>>,
     seq: u64,
+    serializable: bool,
 }
 
 impl ClientLoop {
@@ -182,18 +187,23 @@ impl ClientLoop {
             output: None,
         };
         let output = match roll {
-            0..=3 => c.get(key.as_str(), None).await.ok().map(|g| {
-                let v = g
-                    .kvs()
-                    .first()
-                    .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
-                self.last_seen[k] = v.clone();
-                Output {
-                    value: v,
-                    succeeded: None,
-                    revision: g.header().map(|h| h.revision()),
-                }
-            }),
+            0..=3 => {
+                let opts = self
+                    .serializable
+                    .then(|| GetOptions::new().with_serializable());
+                c.get(key.as_str(), opts).await.ok().map(|g| {
+                    let v = g
+                        .kvs()
+                        .first()
+                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                    self.last_seen[k] = v.clone();
+                    Output {
+                        value: v,
+                        succeeded: None,
+                        revision: g.header().map(|h| h.revision()),
+                    }
+                })
+            }
             4..=6 => {
                 r.op = OpKind::Put;
                 r.value = Some(value.clone());

@@ -132,6 +132,7 @@ async fn run_once(
         probes: found.probes,
         write_windows: found.write_windows,
         history: found.history,
+        history_check: found.history_check,
         snapshots: r.snaps.into_iter().map(|x| x.record).collect(),
         rto: found.rto,
         rpo: found.rpo,

@@ -15,6 +15,7 @@ use crate::cluster::{Cluster, ClusterSpec};
 use crate::error::{Error, Result};
 use crate::model::expect::{BackupFacts, Expectations};
 use crate::model::history::Record;
+use crate::model::linearize::HistoryReport;
 use crate::model::report::{
     Check, CheckRecord, ProbeRecord, Rpo, Rto, RtoPhase, SnapshotRecord, TableRow,
 };
@@ -57,8 +58,9 @@ pub(super) struct Findings {
     pub rto: Option<Rto>,
     pub max_write_gap_s: Option<f64>,
     pub write_windows: Vec<WriteWindow>,
-    /// What the workload's clients saw.
+    /// What the workload's clients saw, and its check.
     pub history: Vec<Record>,
+    pub history_check: Option<HistoryReport>,
     /// The last backup of the user's that a verify step checked.
     pub backup: Option<BackupFacts>,
 }

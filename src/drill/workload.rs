@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::runner::Runner;
 use crate::chaos::workload::{self, Workload, WorkloadSpec};
-use crate::model::linearize::{self, Linearizability, Model};
+use crate::model::linearize::{self, HistoryReport, Linearizability, Model};
 use crate::model::report::Check;
-use crate::model::scenario::StepKind;
+use crate::model::scenario::{SelfTest, StepKind};
 
 /// How long the history check may search before it says "unknown" (a failed check).
 const CHECK_LIMIT: Duration = Duration::from_secs(60);
@@ -28,6 +28,7 @@ impl Runner<'_> {
             rate: *w.rate.get_ref(),
             request_timeout: Duration::from_millis(w.request_timeout_ms),
             seed: self.seed,
+            serializable_gets: w.self_test == Some(SelfTest::StaleReads),
         };
         self.workload = Some(Workload::start(c, &spec, self.t0));
     }
@@ -96,6 +97,7 @@ impl Runner<'_> {
         // Zero operations prove nothing: not a pass.
         let passed = c.verdict == Linearizability::Linearizable && c.operations > 0;
         self.check(i, Check::new("workload-history", passed, detail));
+        self.found.history_check = Some(HistoryReport::new(c, &history, rec.rate, rec.seconds));
         self.found.history.extend(history);
     }
 }

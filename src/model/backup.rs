@@ -178,6 +178,7 @@ impl SnapshotCheckReport {
         DrillReport {
             write_windows: vec![],
             history: vec![],
+            history_check: None,
             schema_version: REPORT_SCHEMA_VERSION,
             scenario: Self::SCENARIO.into(),
             description: format!("verify-snapshot {source}"),

@@ -15,12 +15,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::history::{OpKind, Record};
 
 /// Which model the history is checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Model {
     /// A register per key: get, put, delete, cas.
@@ -30,7 +30,7 @@ pub enum Model {
 }
 
 /// The answer. `Unknown` is what a search that ran out of time says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Linearizability {
     Linearizable,
@@ -51,7 +51,7 @@ impl Linearizability {
 /// Where the search got stuck on one key: the operations it had placed last, and those
 /// that could have gone next but none of which the model allows. Indices are into the
 /// history as given.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     pub key: String,
     /// How many of the key's operations could be placed at most.
@@ -62,8 +62,34 @@ pub struct Window {
     pub stuck: Vec<usize>,
 }
 
+/// A drill's history check as its report keeps it: the check, and the operations its
+/// window names (the history itself is in `history.jsonl`), by index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryReport {
+    pub check: HistoryCheck,
+    pub rate: f64,
+    pub seconds: f64,
+    pub window_ops: Vec<(usize, Record)>,
+}
+
+impl HistoryReport {
+    pub fn new(check: HistoryCheck, history: &[Record], rate: f64, seconds: f64) -> Self {
+        let named = check
+            .window
+            .iter()
+            .flat_map(|w| w.before.iter().chain(&w.stuck));
+        let window_ops = named.map(|&i| (i, history[i].clone())).collect();
+        HistoryReport {
+            check,
+            rate,
+            seconds,
+            window_ops,
+        }
+    }
+}
+
 /// What the checker found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryCheck {
     pub verdict: Linearizability,
     pub model: Model,

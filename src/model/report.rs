@@ -218,6 +218,9 @@ pub struct DrillReport {
     pub verdict: Verdict,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
+    /// The check of the workload's history, when the scenario has a workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_check: Option<super::linearize::HistoryReport>,
     /// What the workload's clients saw (`history.jsonl`, not part of report.json).
     #[serde(skip)]
     pub history: Vec<super::history::Record>,

@@ -68,6 +68,18 @@ pub struct WorkloadSection {
     /// A request not answered within this is recorded with an unknown outcome.
     #[serde(default = "two_hundred_ms")]
     pub request_timeout_ms: u64,
+    /// Prove the history check on a real cluster: `"stale-reads"` reads serializable
+    /// (served by whichever member is asked, partitioned or not) but records the reads
+    /// as linearizable, so a partition must make the run fail.
+    #[serde(default)]
+    pub self_test: Option<SelfTest>,
+}
+
+/// A deliberately wrong recording, to show the checker catches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelfTest {
+    StaleReads,
 }
 
 fn eight() -> Spanned<usize> {

@@ -181,6 +181,7 @@ pub(crate) fn fixture() -> DrillReport {
             },
         ],
         history: vec![],
+        history_check: None,
         write_windows: vec![
             WriteWindow {
                 from_s: 0.0,

@@ -11,6 +11,7 @@ use super::{
     sha_prefix, utc, verdict_word,
 };
 use crate::model::expect::BackupFacts;
+use crate::model::linearize::{HistoryReport, Linearizability, Model};
 use crate::model::report::{DrillReport, Gate, GateResult, Rto, TableRow};
 use crate::model::scenario::StepKind;
 
@@ -129,12 +130,61 @@ pub fn report_html(r: &DrillReport) -> String {
     if r.rto.is_some() || restores(r) {
         section(&mut h, false, |h| rto_section(h, r));
     }
+    if let Some(hc) = &r.history_check {
+        section(&mut h, false, |h| history_section(h, hc));
+    }
     section(&mut h, false, |h| checks_section(h, r));
     section(&mut h, false, |h| steps_section(h, r));
     section(&mut h, false, |h| fault_events_section(h, r));
     section(&mut h, false, |h| snapshots_section(h, r));
     h.push_str("</body>\n</html>\n");
     h
+}
+
+/// The workload's history check; on a violation, the window where no order works.
+fn history_section(h: &mut String, hr: &HistoryReport) {
+    let c = &hr.check;
+    let class = match c.verdict {
+        Linearizability::Linearizable => "ok",
+        _ => "bad",
+    };
+    let _ = writeln!(
+        h,
+        "<h2>Client history</h2>\n<p><strong class=\"{class}\">{}</strong>: {} operations on {} keys, {} of unknown outcome, {:.0} ops/s over {:.1} s; checked against the {} model. The history is <code>history.jsonl</code> beside this report (operation #i is its line i+1).</p>",
+        c.verdict.as_str(),
+        c.operations,
+        c.keys,
+        c.unknown_outcomes,
+        hr.rate,
+        hr.seconds,
+        match c.model {
+            Model::Kv => "key-value",
+            Model::Etcd => "etcd (global revision)",
+        }
+    );
+    if let Some(w) = &c.window {
+        let _ = writeln!(
+            h,
+            "<p>Key <code>{}</code>: {} of its operations can be ordered; then none of the operations marked <strong>next?</strong> can go next. The last ones placed are shown before them.</p>",
+            esc(&w.key),
+            w.placed
+        );
+        h.push_str("<table><thead><tr><th></th><th>#</th><th>operation</th></tr></thead><tbody>\n");
+        for (i, op) in &hr.window_ops {
+            let stuck = w.stuck.contains(i);
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"{}\">{}</td><td class=\"num\">{i}</td><td><code>{}</code></td></tr>",
+                if stuck { "bad" } else { "" },
+                if stuck { "next?" } else { "placed" },
+                esc(&super::history_op_text(op))
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    for p in &c.revision_problems {
+        let _ = writeln!(h, "<p class=\"bad\">revision: {}</p>", esc(p));
+    }
 }
 
 fn restores(r: &DrillReport) -> bool {
@@ -560,5 +610,25 @@ mod tests {
         r.table = None;
         let html = report_html(&r);
         assert_eq!(html.matches("<svg").count(), 1);
+    }
+
+    #[test]
+    fn a_history_violation_shows_its_window() {
+        use crate::model::history::parse;
+        use crate::model::linearize::{HistoryReport, Model, check};
+        let h = parse(
+            "h",
+            r#"{"client":1,"call":0,"return":10,"op":"put","key":"x","value":"1"}
+{"client":1,"call":20,"return":30,"op":"put","key":"x","value":"2"}
+{"client":2,"call":40,"return":50,"op":"get","key":"x","output":{"value":"1"}}"#,
+        )
+        .unwrap();
+        let c = check(&h, Model::Kv, std::time::Duration::from_secs(5));
+        let mut r = fixture();
+        r.history_check = Some(HistoryReport::new(c, &h, 100.0, 3.0));
+        let html = report_html(&r);
+        assert!(html.contains("<h2>Client history</h2>"), "{html}");
+        assert!(html.contains("<strong class=\"bad\">not-linearizable</strong>"));
+        assert!(html.contains("next?</td><td class=\"num\">2</td><td><code>client 2 [40, 50] get x -&gt; &quot;1&quot;</code>"), "{html}");
     }
 }

@@ -278,8 +278,12 @@ pub fn history_op_text(r: &Record) -> String {
         r.op.as_str(),
         r.key
     );
-    if let Some(e) = &r.expect {
-        let _ = write!(s, " if {e:?}");
+    match (&r.expect, r.op) {
+        (Some(e), _) => {
+            let _ = write!(s, " if {e:?}");
+        }
+        (None, crate::model::history::OpKind::Cas) => s.push_str(" if absent"),
+        _ => {}
     }
     if let Some(v) = &r.value {
         let _ = write!(s, " = {v:?}");
