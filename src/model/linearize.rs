@@ -314,9 +314,13 @@ fn search(history: &[Record], ops: &[usize], deadline: Instant) -> Outcome {
     }
     let kops = key_ops(history, ops);
     let mut ev = Events::new(history, ops);
-    let words = ops.len().div_ceil(64);
-    let mut placed = vec![0u64; words];
-    let mut seen: HashSet<(Vec<u64>, Option<u32>)> = HashSet::new();
+    // The set of placed operations as a Zobrist hash (XOR of a random 128-bit word per
+    // operation): O(1) to update and 16 bytes to remember, where the bitset itself would
+    // make memory and time quadratic in the key's operations. Two sets colliding has
+    // probability 2^-128 per pair.
+    let zobrist: Vec<u128> = (0..ops.len() as u64).map(zobrist_word).collect();
+    let mut placed: u128 = 0;
+    let mut seen: HashSet<(u128, Option<u32>)> = HashSet::new();
     let mut stack: Vec<(usize, Option<u32>)> = vec![];
     let mut state: Option<u32> = None;
     let mut deepest = (0, vec![], vec![]);
@@ -329,26 +333,27 @@ fn search(history: &[Record], ops: &[usize], deadline: Instant) -> Outcome {
         }
         let (j, is_call) = ev.op[entry];
         if is_call {
-            if let Some(new) = step(state, &kops[j]) {
-                placed[j / 64] |= 1 << (j % 64);
-                if seen.insert((placed.clone(), new)) {
-                    stack.push((entry, state));
-                    state = new;
-                    ev.lift(entry);
-                    if stack.len() > deepest.0 {
-                        let order: Vec<usize> = stack.iter().map(|s| ops[ev.op[s.0].0]).collect();
-                        let stuck = ev.candidates().iter().map(|&j| ops[j]).collect();
-                        deepest = (stack.len(), order, stuck);
-                    }
-                    entry = ev.next[ev.head];
-                    continue;
-                }
-                placed[j / 64] &= !(1 << (j % 64));
+            if let Some(new) = step(state, &kops[j])
+                && seen.insert((placed ^ zobrist[j], new))
+            {
+                placed ^= zobrist[j];
+                stack.push((entry, state));
+                state = new;
+                ev.lift(entry);
+                entry = ev.next[ev.head];
+                continue;
             }
             entry = ev.next[entry];
         } else {
-            // A return whose operation is not placed: nothing can go before it, so
-            // undo the last placement and try its next alternative.
+            // A return whose operation is not placed: nothing can go before it. The
+            // deepest such point is what a violation shows (kept only when it deepens,
+            // so a history that never backs up pays nothing for it).
+            if stack.len() > deepest.0 || deepest.2.is_empty() {
+                let order: Vec<usize> = stack.iter().map(|s| ops[ev.op[s.0].0]).collect();
+                let stuck = ev.candidates().iter().map(|&j| ops[j]).collect();
+                deepest = (stack.len(), order, stuck);
+            }
+            // Undo the last placement and try its next alternative.
             let Some((call, before)) = stack.pop() else {
                 let (placed, order, stuck) = deepest;
                 let from = order.len().saturating_sub(5);
@@ -360,13 +365,23 @@ fn search(history: &[Record], ops: &[usize], deadline: Instant) -> Outcome {
                 });
             };
             state = before;
-            let j = ev.op[call].0;
-            placed[j / 64] &= !(1 << (j % 64));
+            placed ^= zobrist[ev.op[call].0];
             ev.unlift(call);
             entry = ev.next[call];
         }
     }
     Outcome::Linearizable
+}
+
+/// A fixed pseudo-random 128-bit word for operation `j` (splitmix64, twice).
+fn zobrist_word(j: u64) -> u128 {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    ((mix(2 * j) as u128) << 64) | mix(2 * j + 1) as u128
 }
 
 /// The global revision across keys (etcd model): a response's revision is never below
