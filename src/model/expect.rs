@@ -88,7 +88,8 @@ pub fn judge(want: &Expectations, facts: &BackupFacts, found: &Presence) -> Vec<
         out.push(Check::new("min-keys", facts.keys >= n, detail));
     }
     for (p, n) in &found.prefixes {
-        let detail = format!("{n} keys under {p}");
+        let keys = if *n == 1 { "key" } else { "keys" };
+        let detail = format!("{n} {keys} under {p}");
         out.push(Check::new("require-prefix", *n > 0, detail));
     }
     for (k, present) in &found.keys {
@@ -149,11 +150,14 @@ pub fn parse_duration(s: &str) -> Result<f64, Invalid> {
     }
 }
 
+/// An age as people say it: `26h` stays 26.0 h rather than 1.1 d.
 fn human(secs: f64) -> String {
-    if secs >= 86400.0 {
+    if secs >= 2.0 * 86400.0 {
         format!("{:.1} d", secs / 86400.0)
     } else if secs >= 3600.0 {
         format!("{:.1} h", secs / 3600.0)
+    } else if secs >= 60.0 {
+        format!("{:.1} min", secs / 60.0)
     } else {
         format!("{secs:.0} s")
     }
