@@ -78,7 +78,8 @@ pub struct Record {
 }
 
 impl Record {
-    /// Whether the outcome is known: it returned, with an output where its kind needs one.
+    /// Whether the outcome is known (it returned); [`parse`] has checked that a returned
+    /// get or cas carries its output.
     pub fn known(&self) -> bool {
         self.ret.is_some()
     }
