@@ -45,11 +45,13 @@ DRILLS ?= scenarios/seed-etcdctl-tls-restore.toml scenarios/seed-rke-replace-nod
 drill: image
 	$(BIN) drill $(DRILLS) --report-dir reports
 
-# BENCH picks sections of the drill bench (the history checker's bench runs after it); `make bench-verify` is the 2 GiB verify-snapshot
+# BENCH picks sections of the drill bench (the history checker's bench and the workload's
+# drills run after it); `make bench-verify` is the 2 GiB verify-snapshot
 # bench (local file vs loopback S3; tens of minutes), not part of `make bench`'s default.
 bench: image
 	cargo bench --bench drill -- $(BENCH)
 	cargo bench --bench history
+	cargo bench --bench workload
 
 bench-verify: image tools
 	cargo bench --bench verify -- $(BENCH_VERIFY)

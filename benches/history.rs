@@ -43,6 +43,7 @@ fn generate(ops: usize, unknown_share: f64, seed: u64) -> Vec<Record> {
             value: (kind != OpKind::Get).then(|| format!("v{i}")),
             expect: None,
             output: None,
+            ..Default::default()
         });
         effects.push((rng.random_range(call..=ret), i));
     }
@@ -79,7 +80,7 @@ fn generate(ops: usize, unknown_share: f64, seed: u64) -> Vec<Record> {
                     });
                 }
             }
-            OpKind::Delete => {}
+            OpKind::Delete | OpKind::Watch => {}
         }
     }
     h

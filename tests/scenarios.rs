@@ -39,6 +39,24 @@ fn drill_passes(name: &str) {
         !checks.is_empty(),
         "a pass needs evidence: {name} has no checks"
     );
+    // A scenario with a workload has its history checked every way, and drawn.
+    let toml = std::fs::read_to_string(&file).unwrap();
+    if toml.contains("\n[workload]") {
+        let mut want = vec![
+            "workload-history",
+            "workload-serializable-reads",
+            "workload-watch",
+        ];
+        if toml.contains("kind = \"restore\"") {
+            want.push("workload-across-restore");
+        }
+        for w in want {
+            let c = checks.iter().find(|c| c["name"] == w);
+            assert!(c.is_some_and(|c| c["passed"] == true), "{name}: {w}: {c:?}");
+        }
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains("operations per client over time"), "{name}");
+    }
     // What a reader opens: the report, rendered by a real browser, is not blank.
     common::browser::assert_report_renders(&dir.join("report.html"), common::browser::GREEN);
 }

@@ -31,6 +31,8 @@ struct Era {
     dataset: Vec<Ack>,
     /// Harness key → acknowledged revisions of its writes.
     harness: BTreeMap<String, Vec<i64>>,
+    /// Harness key → acknowledged revisions of deletes that removed it.
+    deletes: BTreeMap<String, Vec<i64>>,
 }
 
 /// What a restore lost: acknowledged writes present before it and absent after.
@@ -54,6 +56,8 @@ pub struct Ledger {
     /// Values the harness tried to write, acknowledged or not, per key: a write that timed
     /// out may still have been applied, so any of them may be found.
     attempted: BTreeMap<String, BTreeSet<String>>,
+    /// Harness keys a delete of unknown outcome was sent for: they may be gone.
+    maybe_deleted: BTreeSet<String>,
     /// Dataset indexes the last restore lost (absent unless written again since).
     lost: Vec<u32>,
 }
@@ -63,6 +67,7 @@ impl Default for Ledger {
         Ledger {
             eras: vec![Era::default()],
             attempted: BTreeMap::new(),
+            maybe_deleted: BTreeSet::new(),
             lost: vec![],
         }
     }
@@ -99,12 +104,27 @@ impl Ledger {
             .push(revision);
     }
 
+    /// A harness delete that etcd acknowledged at `revision`, having removed the key.
+    pub fn deleted(&mut self, key: &str, revision: i64) {
+        self.current()
+            .deletes
+            .entry(key.to_string())
+            .or_default()
+            .push(revision);
+    }
+
+    /// A harness delete whose outcome is unknown: the key may be gone.
+    pub fn attempt_delete(&mut self, key: &str) {
+        self.maybe_deleted.insert(key.to_string());
+    }
+
     /// The highest revision any write of the current era was acknowledged at.
     pub fn last_revision(&self) -> i64 {
         let now = self.eras.last().expect("there is always an era");
         let d = now.dataset.iter().map(|a| a.revision).max().unwrap_or(0);
         let h = now.harness.values().flatten().copied().max().unwrap_or(0);
-        d.max(h)
+        let x = now.deletes.values().flatten().copied().max().unwrap_or(0);
+        d.max(h).max(x)
     }
 
     /// A snapshot taken now, at `revision`.
@@ -137,14 +157,8 @@ impl Ledger {
                 revision: INHERITED,
             })
             .collect();
-        let kept_harness: BTreeMap<String, Vec<i64>> = from
-            .harness
-            .iter()
-            .filter_map(|(k, revs)| {
-                let n = revs.iter().filter(|r| **r <= cut.revision).count();
-                (n > 0).then(|| (k.clone(), vec![INHERITED; n]))
-            })
-            .collect();
+        let kept_harness = inherit(&from.harness, cut.revision);
+        let kept_deletes = inherit(&from.deletes, cut.revision);
         let now = self.eras.last().expect("there is always an era");
         let kept_set: BTreeSet<u32> = kept.iter().map(|a| a.index).collect();
         let lost: BTreeSet<u32> = now
@@ -163,6 +177,7 @@ impl Ledger {
         self.eras.push(Era {
             dataset: kept,
             harness: kept_harness,
+            deletes: kept_deletes,
         });
         loss
     }
@@ -195,29 +210,61 @@ impl Ledger {
     /// What the verifier needs to account for every key under [`HARNESS_PREFIX`].
     pub fn harness_view(&self) -> HarnessView {
         let now = self.eras.last().expect("there is always an era");
-        HarnessView {
-            must_exist: now
-                .harness
-                .iter()
-                .map(|(k, revs)| (k.clone(), revs.iter().copied().max().unwrap_or(INHERITED)))
-                .collect(),
+        let last = |m: &BTreeMap<String, Vec<i64>>, k: &str| {
+            m.get(k).and_then(|r| r.iter().copied().max())
+        };
+        let mut view = HarnessView {
             attempted: self.attempted.clone(),
+            ..Default::default()
+        };
+        let keys: BTreeSet<&String> = now.harness.keys().chain(now.deletes.keys()).collect();
+        for k in keys {
+            let (put, del) = (last(&now.harness, k), last(&now.deletes, k));
+            // Inherited writes and deletes both stand at INHERITED: the snapshot knew which
+            // came last, the ledger does not, so neither is required.
+            let exists = match (put, del) {
+                (Some(_), None) => !self.maybe_deleted.contains(k),
+                (Some(p), Some(d)) => p > d && !self.maybe_deleted.contains(k),
+                _ => false,
+            };
+            if exists {
+                view.must_exist.insert(k.clone(), put.unwrap_or(INHERITED));
+            }
+            let newest = put.into_iter().chain(del).max().unwrap_or(INHERITED);
+            view.newer_than.insert(k.clone(), newest);
         }
+        view
     }
+}
+
+/// What an era restored from a cut at `revision` inherits of `writes`: the writes at or
+/// below it, each standing at [`INHERITED`].
+fn inherit(writes: &BTreeMap<String, Vec<i64>>, revision: i64) -> BTreeMap<String, Vec<i64>> {
+    writes
+        .iter()
+        .filter_map(|(k, revs)| {
+            let n = revs.iter().filter(|r| **r <= revision).count();
+            (n > 0).then(|| (k.clone(), vec![INHERITED; n]))
+        })
+        .collect()
 }
 
 /// For clusters the harness never wrote to on its own account.
 pub static NO_HARNESS_WRITES: HarnessView = HarnessView {
     must_exist: BTreeMap::new(),
+    newer_than: BTreeMap::new(),
     attempted: BTreeMap::new(),
 };
 
 /// The harness's own keys as the verifier judges them.
 #[derive(Debug, Clone, Default)]
 pub struct HarnessView {
-    /// Keys with an acknowledged write in the current era → the latest such revision
-    /// (0 when inherited from the snapshot).
+    /// Keys whose last acknowledged change in the current era is a write (no delete
+    /// after it, none of unknown outcome) → the latest such revision (0 when inherited).
     pub must_exist: BTreeMap<String, i64>,
+    /// Keys with an acknowledged write or delete → the latest such revision: a value found
+    /// older than that is stale (the write or delete after it was lost).
+    pub newer_than: BTreeMap<String, i64>,
     pub attempted: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -257,7 +304,7 @@ impl HarnessView {
         {
             return Accounted::Unexpected;
         }
-        match self.must_exist.get(key) {
+        match self.newer_than.get(key) {
             Some(&rev) if mod_revision < rev => Accounted::Stale,
             _ => Accounted::Yes,
         }
@@ -342,6 +389,25 @@ mod tests {
         let loss = l.restore(old);
         assert_eq!(loss.dataset_writes, 1);
         assert_eq!(split(&l), (vec![0], vec![1]));
+    }
+
+    #[test]
+    fn a_deleted_key_need_not_exist_and_a_lost_delete_is_stale() {
+        let mut l = Ledger::default();
+        l.acknowledged("/etcd-drill/workload/0", "a", 10);
+        l.deleted("/etcd-drill/workload/0", 12);
+        l.acknowledged("/etcd-drill/workload/1", "b", 11);
+        l.attempt_delete("/etcd-drill/workload/1");
+        l.acknowledged("/etcd-drill/workload/2", "c", 13);
+        let v = l.harness_view();
+        let must: Vec<&String> = v.must_exist.keys().collect();
+        assert_eq!(must, ["/etcd-drill/workload/2"]);
+        // Still there at its old revision: the acknowledged delete was lost.
+        assert_eq!(
+            v.account(b"/etcd-drill/workload/0", b"a", 10, None),
+            Accounted::Stale
+        );
+        assert_eq!(l.last_revision(), 13);
     }
 
     #[test]

@@ -4,4 +4,5 @@
 pub mod fault;
 pub mod observe;
 pub mod victims;
+mod watcher;
 pub mod workload;

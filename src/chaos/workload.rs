@@ -1,8 +1,9 @@
-//! Concurrent clients that record what they saw: linearizable gets, puts and
-//! compare-and-sets on a few shared keys, each client pinned to one member, every
-//! operation stamped with call and return times on one monotonic clock. The history is
-//! what `model::linearize` checks; what happened to the keys is handed to the ledger, so
-//! the final verification accounts for every acknowledged workload write.
+//! Concurrent clients that record what they saw: linearizable and serializable gets,
+//! puts, deletes and compare-and-sets on a few shared keys, each client pinned to one
+//! member, every operation stamped with call and return times on one monotonic clock; and
+//! watchers of those keys (`watcher`). The history is what `model::linearize`,
+//! `model::reads` and `model::watch` check; what happened to the keys is handed to the
+//! ledger, so the final verification accounts for every acknowledged workload write.
 //!
 //! Any error is recorded as an unknown outcome (no return time): the request may or may
 //! not have taken effect, which is all a client can know after a timeout or a lost
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
+
+use super::watcher::Watcher;
 use rand::{RngExt, SeedableRng};
 
 use crate::backup::ledger::{HARNESS_PREFIX, Ledger};
@@ -27,20 +30,30 @@ pub struct WorkloadSpec {
     /// Target operations per second, all clients together.
     pub rate: f64,
     pub request_timeout: Duration,
+    pub watchers: usize,
     pub seed: u64,
-    /// Reads served by the member asked, without consensus (a self-test: they are still
-    /// recorded as linearizable gets).
-    pub serializable_gets: bool,
+    /// Every read served by the member asked, without consensus, but recorded as
+    /// linearizable (a self-test of the checker on a real cluster).
+    pub stale_reads_self_test: bool,
 }
 
 /// The workload's key `i`, under the harness prefix the verifier accounts for.
 pub fn workload_key(i: usize) -> String {
-    format!("{HARNESS_PREFIX}workload/{i}")
+    format!("{}{i}", workload_prefix())
 }
+
+/// The prefix every workload key is under, which the watchers watch.
+pub fn workload_prefix() -> String {
+    format!("{HARNESS_PREFIX}workload/")
+}
+
+type Task = tokio::task::JoinHandle<Vec<Record>>;
 
 pub struct Workload {
     stop: Arc<AtomicBool>,
-    clients: Vec<tokio::task::JoinHandle<Vec<Record>>>,
+    clients: Vec<Task>,
+    stop_watching: Arc<AtomicBool>,
+    watchers: Vec<Task>,
     started: Instant,
 }
 
@@ -77,14 +90,32 @@ impl Workload {
                     rng: rand::rngs::StdRng::seed_from_u64(spec.seed ^ (id as u64) << 32),
                     last_seen: vec![None; spec.keys],
                     seq: 0,
-                    serializable: spec.serializable_gets,
+                    stale_reads: spec.stale_reads_self_test,
                 };
                 tokio::spawn(client.run(opts.clone(), stop.clone()))
+            })
+            .collect();
+        let stop_watching = Arc::new(AtomicBool::new(false));
+        // A watch is one long request: only connecting is timed.
+        let watch_opts = cluster
+            .connect_options()
+            .with_connect_timeout(spec.request_timeout);
+        let watchers = (0..spec.watchers)
+            .map(|i| {
+                let w = Watcher {
+                    id: (spec.clients + i) as u64,
+                    url: urls[(spec.clients + i) % urls.len().max(1)].clone(),
+                    prefix: workload_prefix(),
+                    t0,
+                };
+                tokio::spawn(w.run(watch_opts.clone(), stop_watching.clone()))
             })
             .collect();
         Workload {
             stop,
             clients,
+            stop_watching,
+            watchers,
             started: Instant::now(),
         }
     }
@@ -98,8 +129,14 @@ impl Workload {
         for c in self.clients {
             history.extend(c.await.ok()?);
         }
-        history.sort_by_key(|r| (r.call, r.client));
+        // The watchers get a moment to receive the last writes' events.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.stop_watching.store(true, Ordering::Relaxed);
         let done = history.iter().filter(|r| r.known()).count();
+        for w in self.watchers {
+            history.extend(w.await.ok()?);
+        }
+        history.sort_by_key(|r| (r.call, r.client));
         Some(Recorded {
             rate: done as f64 / seconds.max(1e-9),
             seconds,
@@ -112,6 +149,14 @@ impl Workload {
 /// writes of unknown outcome as attempts (they may be there or not).
 pub fn account(history: &[Record], ledger: &mut Ledger) {
     for r in history {
+        if r.op == OpKind::Delete {
+            match r.committed() {
+                Some((rev, _)) => ledger.deleted(&r.key, rev),
+                None if !r.known() => ledger.attempt_delete(&r.key),
+                None => {}
+            }
+            continue;
+        }
         let (Some(value), writes) = (&r.value, r.op) else {
             continue;
         };
@@ -137,7 +182,7 @@ struct ClientLoop {
     /// The value this client last saw under each key: what its next cas expects.
     last_seen: Vec<Option<String>>,
     seq: u64,
-    serializable: bool,
+    stale_reads: bool,
 }
 
 impl ClientLoop {
@@ -169,28 +214,27 @@ impl ClientLoop {
         out
     }
 
-    /// One operation: 40 % get, 30 % put, 30 % cas on the value last seen.
+    /// One operation: 30 % linearizable get, 10 % serializable get, 25 % put, 10 %
+    /// delete, 25 % cas on the value last seen.
     async fn one(&mut self, c: &mut Client) -> Record {
         let k = self.rng.random_range(0..self.keys);
         let key = workload_key(k);
-        let roll = self.rng.random_range(0..10);
+        let roll = self.rng.random_range(0..20);
         self.seq += 1;
         let value = format!("c{}-{}", self.id, self.seq);
         let mut r = Record {
             client: self.id,
             call: self.now(),
-            ret: None,
             op: OpKind::Get,
             key: key.clone(),
-            value: None,
-            expect: None,
-            output: None,
+            ..Default::default()
         };
         let output = match roll {
-            0..=3 => {
-                let opts = self
-                    .serializable
-                    .then(|| GetOptions::new().with_serializable());
+            0..=7 => {
+                let serializable = roll >= 6 || self.stale_reads;
+                // The self-test records its stale reads as linearizable ones.
+                r.serializable = serializable && !self.stale_reads;
+                let opts = serializable.then(|| GetOptions::new().with_serializable());
                 c.get(key.as_str(), opts).await.ok().map(|g| {
                     let v = g
                         .kvs()
@@ -199,12 +243,12 @@ impl ClientLoop {
                     self.last_seen[k] = v.clone();
                     Output {
                         value: v,
-                        succeeded: None,
                         revision: g.header().map(|h| h.revision()),
+                        ..Default::default()
                     }
                 })
             }
-            4..=6 => {
+            8..=12 => {
                 r.op = OpKind::Put;
                 r.value = Some(value.clone());
                 c.put(key.as_str(), value.as_str(), None)
@@ -214,6 +258,17 @@ impl ClientLoop {
                         revision: p.header().map(|h| h.revision()),
                         ..Default::default()
                     })
+            }
+            13..=14 => {
+                r.op = OpKind::Delete;
+                c.delete(key.as_str(), None).await.ok().map(|d| {
+                    self.last_seen[k] = None;
+                    Output {
+                        deleted: Some(d.deleted()),
+                        revision: d.header().map(|h| h.revision()),
+                        ..Default::default()
+                    }
+                })
             }
             _ => {
                 r.op = OpKind::Cas;

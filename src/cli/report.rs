@@ -82,7 +82,10 @@ pub(super) fn check_history(
     } else {
         print!("{}", crate::render::history_check_text(&c, &history));
     }
+    let guarantees_hold = c.reads.as_ref().is_none_or(|r| r.problems.is_empty())
+        && c.watch.as_ref().is_none_or(|w| w.problems.is_empty());
     Ok(match c.verdict {
+        _ if !guarantees_hold => Outcome::VerdictFailed,
         Linearizability::Linearizable => Outcome::Ok,
         Linearizability::NotLinearizable => Outcome::VerdictFailed,
         Linearizability::Unknown => Outcome::Undecided,

@@ -160,6 +160,9 @@ impl Runner<'_> {
             members: names.clone(),
             loss: restored.loss,
             revisions: (last_revision - backup.status.revision).max(0),
+            snapshot_revision: backup.status.revision,
+            revision_after: self.ledger.last_revision(),
+            bumped: bump_revision,
             foreign,
         });
         Ok(format!(

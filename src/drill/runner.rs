@@ -38,6 +38,11 @@ pub(super) struct Restored {
     /// What the restore lost, and the revisions between the snapshot and the last write.
     pub loss: Loss,
     pub revisions: i64,
+    /// The snapshot's revision, the revision of the first write after the restore, and
+    /// the bump it was restored with: what the workload's history is held to.
+    pub snapshot_revision: i64,
+    pub revision_after: i64,
+    pub bumped: Option<u64>,
     /// A backup of the user's, whose content only it knows: checked against itself and
     /// against what the step expects of it, not against the ledger.
     pub foreign: Option<Foreign>,
@@ -61,6 +66,8 @@ pub(super) struct Findings {
     /// What the workload's clients saw, and its check.
     pub history: Vec<Record>,
     pub history_check: Option<HistoryReport>,
+    /// The workload's history against the restore that followed it.
+    pub across: Option<crate::model::across::AcrossRestore>,
     /// The last backup of the user's that a verify step checked.
     pub backup: Option<BackupFacts>,
 }

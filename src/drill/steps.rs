@@ -351,6 +351,8 @@ impl Runner<'_> {
         }
         self.lap(RtoPhase::Verified);
         self.finish_rto();
+        // Outside the RTO: what the restore did to what the workload's clients were told.
+        let passed = self.check_across_restore(i).await && passed;
         let outcome = if passed {
             "all checks passed"
         } else {

@@ -12,21 +12,32 @@
 //!
 //! `return: null` is an operation whose outcome is unknown (a timeout, a lost
 //! connection): it may have taken effect at any time after its call, or never. The etcd
-//! model reads `revision` in outputs (the response header's revision).
+//! model reads `revision` in outputs (the response header's revision), `deleted` (how many
+//! keys a delete removed), `"serializable": true` on a get served by one member without
+//! consensus, and `watch` records: one per watch response a watcher received, with the
+//! revision its stream started from and the events, e.g.
+//!
+//! ```text
+//! {"client": 8, "call": 2600, "return": 2600, "op": "watch", "key": "/w/", "start_revision": 1,
+//!  "output": {"revision": 9, "events": [{"type": "put", "key": "/w/x", "value": "4", "revision": 7}]}}
+//! ```
 
 use serde::{Deserialize, Serialize};
 
 /// What an operation asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OpKind {
-    /// A linearizable read of one key.
+    /// A read of one key: linearizable unless the record says `serializable`.
+    #[default]
     Get,
     Put,
     Delete,
     /// Compare-and-set on the value: set `value` if the key holds `expect` (absent when
     /// `expect` is null).
     Cas,
+    /// One response of a watch on the prefix `key` (its events in `output.events`).
+    Watch,
 }
 
 impl OpKind {
@@ -36,6 +47,7 @@ impl OpKind {
             OpKind::Put => "put",
             OpKind::Delete => "delete",
             OpKind::Cas => "cas",
+            OpKind::Watch => "watch",
         }
     }
 }
@@ -53,10 +65,41 @@ pub struct Output {
     /// The response header's revision (etcd model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// For a delete: how many keys it removed (etcd model; 0 or 1 for one key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<i64>,
+    /// For a watch response: the events it carried, in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<WatchEvent>,
+    /// For a watch response that ended its stream because the revision asked for is
+    /// compacted: the compaction revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted: Option<i64>,
+}
+
+/// One event of a watch response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchEvent {
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub key: String,
+    /// The value put; null for a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The revision of the write (the key's mod revision; the delete's revision).
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Put,
+    Delete,
 }
 
 /// One operation of the history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     pub client: u64,
@@ -75,6 +118,13 @@ pub struct Record {
     pub expect: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
+    /// A get served by the member asked from its own state, without consensus: it may be
+    /// stale, and is checked against that weaker guarantee, not linearizability.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub serializable: bool,
+    /// For a watch: the revision its stream started from (a resumed stream starts again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_revision: Option<i64>,
 }
 
 impl Record {
@@ -82,6 +132,29 @@ impl Record {
     /// get or cas carries its output.
     pub fn known(&self) -> bool {
         self.ret.is_some()
+    }
+
+    /// What a write that returned did at which revision: `Some((revision, value))`, the
+    /// value `None` for a delete. Reads, failed cas, deletes of nothing, and writes without
+    /// a revision (register histories) give `None`.
+    pub fn committed(&self) -> Option<(i64, Option<&str>)> {
+        let out = self.output.as_ref()?;
+        let rev = out.revision?;
+        match self.op {
+            OpKind::Put if self.known() => Some((rev, self.value.as_deref())),
+            OpKind::Cas if self.known() && out.succeeded == Some(true) => {
+                Some((rev, self.value.as_deref()))
+            }
+            OpKind::Delete if self.known() && out.deleted.is_some_and(|d| d > 0) => {
+                Some((rev, None))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether this is a write (put, cas, delete) whose outcome is unknown.
+    pub fn unknown_write(&self) -> bool {
+        !self.known() && matches!(self.op, OpKind::Put | OpKind::Cas | OpKind::Delete)
     }
 
     /// One line of `history.jsonl`.
@@ -125,15 +198,26 @@ fn problem(r: &Record) -> Option<String> {
     if r.ret.is_some_and(|ret| ret < r.call) {
         return Some("returns before it is called (return < call)".into());
     }
-    let needs_output = matches!(r.op, OpKind::Get | OpKind::Cas) && r.known();
+    let needs_output = matches!(r.op, OpKind::Get | OpKind::Cas | OpKind::Watch) && r.known();
+    if r.serializable && r.op != OpKind::Get {
+        return Some("only a get can be \"serializable\"".into());
+    }
+    if r.start_revision.is_some() != (r.op == OpKind::Watch) {
+        return Some("a watch, and only a watch, has a \"start_revision\"".into());
+    }
+    if r.op == OpKind::Watch && !r.known() {
+        return Some("a watch response was received: its \"return\" is when".into());
+    }
     match r.op {
         OpKind::Put | OpKind::Cas if r.value.is_none() => {
             Some(format!("a {} needs the \"value\" it writes", r.op.as_str()))
         }
-        OpKind::Get | OpKind::Delete if r.value.is_some() || r.expect.is_some() => Some(format!(
-            "a {} takes no \"value\" or \"expect\" (a get's result goes in \"output\")",
-            r.op.as_str()
-        )),
+        OpKind::Get | OpKind::Delete | OpKind::Watch if r.value.is_some() || r.expect.is_some() => {
+            Some(format!(
+                "a {} takes no \"value\" or \"expect\" (a get's result goes in \"output\")",
+                r.op.as_str()
+            ))
+        }
         _ if needs_output && r.output.is_none() => Some(format!(
             "a {} that returned needs its \"output\" (or \"return\": null if unknown)",
             r.op.as_str()

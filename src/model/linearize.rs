@@ -70,6 +70,9 @@ pub struct HistoryReport {
     pub rate: f64,
     pub seconds: f64,
     pub window_ops: Vec<(usize, Record)>,
+    /// The history against the restore that followed it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across: Option<super::across::AcrossRestore>,
 }
 
 impl HistoryReport {
@@ -84,6 +87,7 @@ impl HistoryReport {
             rate,
             seconds,
             window_ops,
+            across: None,
         }
     }
 }
@@ -103,6 +107,23 @@ pub struct HistoryCheck {
     pub revision_problems: Vec<String>,
     /// Keys the deadline cut short.
     pub undecided_keys: Vec<String>,
+    /// Serializable reads against their weaker guarantee, when the history has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<super::reads::ReadCheck>,
+    /// What watchers received, when the history has watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<super::watch::WatchCheck>,
+}
+
+impl HistoryCheck {
+    /// Whether everything checked holds (operations checked, linearizable, and any
+    /// serializable reads and watches as guaranteed).
+    pub fn passed(&self) -> bool {
+        self.verdict == Linearizability::Linearizable
+            && self.operations > 0
+            && self.reads.as_ref().is_none_or(|r| r.passed())
+            && self.watch.as_ref().is_none_or(|w| w.passed())
+    }
 }
 
 /// Checks `history` against `model`, giving up (`Unknown`) after `limit`.
@@ -110,8 +131,9 @@ pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck 
     let deadline = Instant::now() + limit;
     let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, r) in history.iter().enumerate() {
-        // A read that never returned constrains nothing.
-        if r.op == OpKind::Get && !r.known() {
+        // A read that never returned constrains nothing; serializable reads and watches
+        // have guarantees of their own, checked apart.
+        if r.op == OpKind::Get && (!r.known() || r.serializable) || r.op == OpKind::Watch {
             continue;
         }
         by_key.entry(r.key.as_str()).or_default().push(i);
@@ -135,6 +157,9 @@ pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck 
         Model::Etcd => revision_order(history),
         Model::Kv => vec![],
     };
+    let has = |f: fn(&Record) -> bool| model == Model::Etcd && history.iter().any(f);
+    let reads = has(|r| r.serializable).then(|| super::reads::check(history));
+    let watch = has(|r| r.op == OpKind::Watch).then(|| super::watch::check(history));
     let verdict = if window.is_some() || !revision_problems.is_empty() {
         Linearizability::NotLinearizable
     } else if !undecided_keys.is_empty() {
@@ -145,12 +170,14 @@ pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck 
     HistoryCheck {
         verdict,
         model,
-        operations: history.len(),
+        operations: history.iter().filter(|r| r.op != OpKind::Watch).count(),
         keys: keys.len(),
         unknown_outcomes: history.iter().filter(|r| !r.known()).count(),
         window,
         revision_problems,
         undecided_keys,
+        reads,
+        watch,
     }
 }
 
@@ -169,6 +196,8 @@ struct KeyOp {
     expect: Option<u32>,
     read: Option<u32>,
     succeeded: Option<bool>,
+    /// For a delete that returned with its count: whether it removed the key.
+    removed: Option<bool>,
 }
 
 /// The register's next state after `op`, or `None` if the model cannot produce what
@@ -178,7 +207,11 @@ fn step(state: Option<u32>, op: &KeyOp) -> Option<Option<u32>> {
     match op.kind {
         OpKind::Get => (op.read == state).then_some(state),
         OpKind::Put => Some(op.value),
-        OpKind::Delete => Some(None),
+        OpKind::Delete => match op.removed {
+            Some(removed) if op.known && removed != state.is_some() => None,
+            _ => Some(None),
+        },
+        OpKind::Watch => Some(state),
         OpKind::Cas => {
             let holds = state == op.expect;
             match (op.known, op.succeeded) {
@@ -208,6 +241,7 @@ fn key_ops(history: &[Record], ops: &[usize]) -> Vec<KeyOp> {
                 expect: intern(&mut ids, &r.expect),
                 read: intern(&mut ids, &out.value),
                 succeeded: out.succeeded,
+                removed: out.deleted.map(|d| d > 0),
             }
         })
         .collect()
@@ -388,12 +422,16 @@ fn zobrist_word(j: u64) -> u128 {
 /// that of a response returned before its call, a write's is above it, and no two writes
 /// share a revision. Returns what breaks these, at most ten.
 fn revision_order(history: &[Record]) -> Vec<String> {
-    let rev = |r: &Record| r.output.as_ref().and_then(|o| o.revision);
-    let writes = |r: &Record| match r.op {
-        OpKind::Put => true,
-        OpKind::Cas => r.output.as_ref().and_then(|o| o.succeeded) == Some(true),
-        _ => false,
+    // Serializable reads may lag and watch headers are not answers to a call: neither is
+    // held to the global order.
+    let rev = |r: &Record| {
+        let ordered = !r.serializable && r.op != OpKind::Watch;
+        r.output
+            .as_ref()
+            .and_then(|o| o.revision)
+            .filter(|_| ordered)
     };
+    let writes = |r: &Record| r.committed().is_some();
     let mut problems = vec![];
     let mut owner: HashMap<i64, usize> = HashMap::new();
     for (i, r) in history.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! table, and the comparison of two reports. Pure data and pure functions; nothing here
 //! imports the rest of the crate, so renderers and decisions are tested without Docker.
 
+pub mod across;
 pub mod backup;
 pub mod compare;
 pub mod etcd;
@@ -10,11 +11,13 @@ pub mod fault;
 pub mod history;
 pub mod linearize;
 pub mod observation;
+pub mod reads;
 pub mod report;
 pub mod scenario;
 pub mod source;
 pub mod table;
 mod validate;
+pub mod watch;
 
 /// Input the model refuses. `crate::Error` takes these over unchanged (`From`), so a
 /// message reads the same whichever layer found the problem.

@@ -44,8 +44,8 @@ pub struct Scenario {
     pub steps: Vec<Spanned<Step>>,
 }
 
-/// The `[workload]` section: clients issuing linearizable gets, puts and compare-and-sets
-/// on a few contended keys.
+/// The `[workload]` section: clients issuing linearizable and serializable gets, puts,
+/// deletes and compare-and-sets on a few contended keys, and watchers of those keys.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSection {
@@ -68,6 +68,11 @@ pub struct WorkloadSection {
     /// A request not answered within this is recorded with an unknown outcome.
     #[serde(default = "two_hundred_ms")]
     pub request_timeout_ms: u64,
+    /// Watchers of the workload's keys, each on its own member, from revision 1 (resumed
+    /// after the last event received when their stream breaks). 0 to 8.
+    #[serde(default = "two_watchers")]
+    #[schemars(with = "usize", range(min = 0, max = 8))]
+    pub watchers: Spanned<usize>,
     /// Prove the history check on a real cluster: `"stale-reads"` reads serializable
     /// (served by whichever member is asked, partitioned or not) but records the reads
     /// as linearizable, so a partition must make the run fail.
@@ -93,6 +98,9 @@ fn two_hundred() -> Spanned<f64> {
 }
 fn two_hundred_ms() -> u64 {
     200
+}
+fn two_watchers() -> Spanned<usize> {
+    Spanned::new(0..0, 2)
 }
 
 fn one() -> Spanned<u32> {

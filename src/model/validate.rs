@@ -111,6 +111,11 @@ fn check_workload(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
         let problem = format!("{keys} is out of range");
         return Err(at.invalid(w.keys.span(), "workload.keys", &problem, "1 to 1000"));
     }
+    let watchers = *w.watchers.get_ref();
+    if watchers > 8 {
+        let problem = format!("{watchers} is out of range");
+        return Err(at.invalid(w.watchers.span(), "workload.watchers", &problem, "0 to 8"));
+    }
     let rate = *w.rate.get_ref();
     if !(1.0..=5000.0).contains(&rate) || w.min_rate > rate || w.min_rate < 0.0 {
         let problem = format!("rate {rate} with min_rate {}", w.min_rate);

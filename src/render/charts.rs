@@ -17,7 +17,7 @@ pub(super) const PHASE_COLORS: [&str; 7] = [
 ];
 
 /// Everything recorded fits, padded by 2 % either side; an empty run still gets 1 s.
-fn timeline_axis(r: &DrillReport) -> Axis {
+pub(super) fn timeline_axis(r: &DrillReport) -> Axis {
     let ends = r
         .steps
         .iter()

@@ -11,7 +11,6 @@ use super::{
     sha_prefix, utc, verdict_word,
 };
 use crate::model::expect::BackupFacts;
-use crate::model::linearize::{HistoryReport, Linearizability, Model};
 use crate::model::report::{DrillReport, Gate, GateResult, Rto, TableRow};
 use crate::model::scenario::StepKind;
 
@@ -131,7 +130,9 @@ pub fn report_html(r: &DrillReport) -> String {
         section(&mut h, false, |h| rto_section(h, r));
     }
     if let Some(hc) = &r.history_check {
-        section(&mut h, false, |h| history_section(h, hc));
+        section(&mut h, false, |h| {
+            super::history_chart::history_section(h, r, hc)
+        });
     }
     section(&mut h, false, |h| checks_section(h, r));
     section(&mut h, false, |h| steps_section(h, r));
@@ -139,52 +140,6 @@ pub fn report_html(r: &DrillReport) -> String {
     section(&mut h, false, |h| snapshots_section(h, r));
     h.push_str("</body>\n</html>\n");
     h
-}
-
-/// The workload's history check; on a violation, the window where no order works.
-fn history_section(h: &mut String, hr: &HistoryReport) {
-    let c = &hr.check;
-    let class = match c.verdict {
-        Linearizability::Linearizable => "ok",
-        _ => "bad",
-    };
-    let _ = writeln!(
-        h,
-        "<h2>Client history</h2>\n<p><strong class=\"{class}\">{}</strong>: {} operations on {} keys, {} of unknown outcome, {:.0} ops/s over {:.1} s; checked against the {} model. The history is <code>history.jsonl</code> beside this report (operation #i is its line i+1).</p>",
-        c.verdict.as_str(),
-        c.operations,
-        c.keys,
-        c.unknown_outcomes,
-        hr.rate,
-        hr.seconds,
-        match c.model {
-            Model::Kv => "key-value",
-            Model::Etcd => "etcd (global revision)",
-        }
-    );
-    if let Some(w) = &c.window {
-        let _ = writeln!(
-            h,
-            "<p>Key <code>{}</code>: {} of its operations can be ordered; then none of the operations marked <strong>next?</strong> can go next. The last ones placed are shown before them.</p>",
-            esc(&w.key),
-            w.placed
-        );
-        h.push_str("<table><thead><tr><th></th><th>#</th><th>operation</th></tr></thead><tbody>\n");
-        for (i, op) in &hr.window_ops {
-            let stuck = w.stuck.contains(i);
-            let _ = writeln!(
-                h,
-                "<tr><td class=\"{}\">{}</td><td class=\"num\">{i}</td><td><code>{}</code></td></tr>",
-                if stuck { "bad" } else { "" },
-                if stuck { "next?" } else { "placed" },
-                esc(&super::history_op_text(op))
-            );
-        }
-        h.push_str("</tbody></table>\n");
-    }
-    for p in &c.revision_problems {
-        let _ = writeln!(h, "<p class=\"bad\">revision: {}</p>", esc(p));
-    }
 }
 
 fn restores(r: &DrillReport) -> bool {
@@ -630,5 +585,16 @@ mod tests {
         assert!(html.contains("<h2>Client history</h2>"), "{html}");
         assert!(html.contains("<strong class=\"bad\">not-linearizable</strong>"));
         assert!(html.contains("next?</td><td class=\"num\">2</td><td><code>client 2 [40, 50] get x -&gt; &quot;1&quot;</code>"), "{html}");
+        // No history in the report: no chart, rather than an empty one.
+        assert!(!html.contains("operations per client over time"));
+        r.history = h;
+        let html = report_html(&r);
+        assert!(html.contains("aria-label=\"operations per client over time\""));
+        assert!(html.contains(">client 1</text>") && html.contains(">client 2</text>"));
+        // The window's operations outlined on their lanes, with their text on hover.
+        assert!(
+            html.contains("stroke-width=\"2\"><title>#2 client 2 [40, 50] get x"),
+            "{html}"
+        );
     }
 }

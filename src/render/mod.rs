@@ -7,6 +7,7 @@
 //! gate or a size reads the same in every file.
 
 mod charts;
+mod history_chart;
 mod html;
 mod junit;
 mod markdown;

@@ -258,6 +258,36 @@ pub fn history_check_text(c: &HistoryCheck, history: &[Record]) -> String {
     for p in &c.revision_problems {
         let _ = writeln!(out, "revision: {p}");
     }
+    if let Some(r) = &c.reads {
+        let verdict = if r.problems.is_empty() {
+            "hold"
+        } else {
+            "BROKEN"
+        };
+        let _ = writeln!(
+            out,
+            "serializable reads: {} checked, guarantee {verdict}",
+            r.reads
+        );
+        for p in &r.problems {
+            let _ = writeln!(out, "  ! {p}");
+        }
+    }
+    if let Some(w) = &c.watch {
+        let verdict = if w.problems.is_empty() {
+            "hold"
+        } else {
+            "BROKEN"
+        };
+        let _ = writeln!(
+            out,
+            "watches: {} watchers, {} streams, {} events, {} writes in range; guarantees {verdict}",
+            w.watchers, w.streams, w.events, w.writes_covered
+        );
+        for p in &w.problems {
+            let _ = writeln!(out, "  ! {p}");
+        }
+    }
     if !c.undecided_keys.is_empty() {
         let _ = writeln!(
             out,
@@ -272,10 +302,15 @@ pub fn history_check_text(c: &HistoryCheck, history: &[Record]) -> String {
 pub fn history_op_text(r: &Record) -> String {
     let ret = r.ret.map_or("?".to_string(), |t| t.to_string());
     let mut s = format!(
-        "client {} [{}, {ret}] {} {}",
+        "client {} [{}, {ret}] {}{} {}",
         r.client,
         r.call,
         r.op.as_str(),
+        if r.serializable {
+            " (serializable)"
+        } else {
+            ""
+        },
         r.key
     );
     match (&r.expect, r.op) {
@@ -300,6 +335,12 @@ pub fn history_op_text(r: &Record) -> String {
             }
             if let Some(ok) = o.succeeded {
                 s.push_str(if ok { " -> succeeded" } else { " -> failed" });
+            }
+            if let Some(d) = o.deleted {
+                let _ = write!(s, " -> {d} deleted");
+            }
+            if !o.events.is_empty() {
+                let _ = write!(s, " -> {} events", o.events.len());
             }
             if let Some(rev) = o.revision {
                 let _ = write!(s, " @rev {rev}");

@@ -16,6 +16,7 @@ fn op(client: u64, call: u64, ret: Option<u64>, kind: OpKind, key: &str) -> Reco
         value: None,
         expect: None,
         output: None,
+        ..Default::default()
     }
 }
 
@@ -105,6 +106,32 @@ fn an_unknown_outcome_may_or_may_not_have_taken_effect() {
         get(40, 50, "x", None),
     ];
     assert_eq!(verdict(&h), Linearizability::NotLinearizable);
+}
+
+#[test]
+fn a_delete_must_agree_with_what_it_removed() {
+    let del = |call, ret, n: i64| Record {
+        output: Some(Output {
+            deleted: Some(n),
+            ..Default::default()
+        }),
+        ..op(3, call, Some(ret), OpKind::Delete, "x")
+    };
+    let ok = [
+        put(0, Some(10), "x", "1"),
+        del(20, 30, 1),
+        get(40, 50, "x", None),
+    ];
+    assert_eq!(verdict(&ok), Linearizability::Linearizable);
+    // Removing nothing from a key that held a value, or reading it back after a delete.
+    let nothing = [put(0, Some(10), "x", "1"), del(20, 30, 0)];
+    assert_eq!(verdict(&nothing), Linearizability::NotLinearizable);
+    let back = [
+        put(0, Some(10), "x", "1"),
+        del(20, 30, 1),
+        get(40, 50, "x", Some("1")),
+    ];
+    assert_eq!(verdict(&back), Linearizability::NotLinearizable);
 }
 
 #[test]
