@@ -77,8 +77,11 @@ impl Workload {
             .connect_options()
             .with_timeout(spec.request_timeout)
             .with_connect_timeout(spec.request_timeout);
-        // Each client paces itself to its share of the rate.
-        let pause = Duration::from_secs_f64(spec.clients as f64 / spec.rate);
+        // One pace for all clients: a slot every 1/rate s, taken by whichever client is
+        // free. A client stuck on a faulted member (each attempt waiting out its timeout)
+        // takes no slots meanwhile, so the others keep the rate up; a pinned share per
+        // client would lose the stuck clients' share for as long as the fault lasts.
+        let pacer = Arc::new(Pacer::new(spec.rate));
         let clients = (0..spec.clients)
             .map(|id| {
                 let client = ClientLoop {
@@ -86,9 +89,11 @@ impl Workload {
                     url: urls[id % urls.len().max(1)].clone(),
                     keys: spec.keys,
                     t0,
-                    pause,
+                    pacer: pacer.clone(),
+                    backoff: spec.request_timeout,
                     rng: rand::rngs::StdRng::seed_from_u64(spec.seed ^ (id as u64) << 32),
                     last_seen: vec![None; spec.keys],
+                    last_mod: vec![0; spec.keys],
                     seq: 0,
                     stale_reads: spec.stale_reads_self_test,
                 };
@@ -172,15 +177,51 @@ pub fn account(history: &[Record], ledger: &mut Ledger) {
     }
 }
 
+/// Slots at a fixed rate of operations that return, shared by the clients. A slot is never older than now: time no
+/// client was free to use is not paid back in a burst.
+struct Pacer {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn new(rate: f64) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// Gives one slot back (an operation that did not return); never to before now.
+    async fn refund(&self) {
+        let mut next = self.next.lock().await;
+        *next = (*next - self.interval).max(tokio::time::Instant::now());
+    }
+}
+
 struct ClientLoop {
     id: u64,
     url: String,
     keys: usize,
     t0: Instant,
-    pause: Duration,
+    pacer: Arc<Pacer>,
+    /// The pause after an operation of unknown outcome (the request timeout).
+    backoff: Duration,
     rng: rand::rngs::StdRng,
     /// The value this client last saw under each key: what its next cas expects.
     last_seen: Vec<Option<String>>,
+    /// …and its mod revision (0: absent), what a cas on the revision expects.
+    last_mod: Vec<i64>,
     seq: u64,
     stale_reads: bool,
 }
@@ -198,24 +239,37 @@ impl ClientLoop {
         let mut out = vec![];
         let mut client: Option<Client> = None;
         while !stop.load(Ordering::Relaxed) {
-            let began = Instant::now();
             if client.is_none() {
-                // Not connected, nothing sent: no operation to record.
+                // Not connected, nothing sent: no operation to record, and no slot taken.
                 client = Client::connect([self.url.as_str()], Some(opts.clone()))
                     .await
                     .ok();
+                if client.is_none() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             }
+            self.pacer.wait().await;
             if let Some(c) = client.as_mut() {
                 let r = self.one(c).await;
+                // A member that refuses or times out is given a moment before the next
+                // try: retrying at once would spend the shared slots on errors a healthy
+                // member's client could have used.
+                let failed = !r.known();
                 out.push(r);
+                if failed {
+                    // The rate is of operations that return: a failed one gives its slot
+                    // back to whichever client can use it.
+                    self.pacer.refund().await;
+                    tokio::time::sleep(self.backoff).await;
+                }
             }
-            tokio::time::sleep(self.pause.saturating_sub(began.elapsed())).await;
         }
         out
     }
 
     /// One operation: 30 % linearizable get, 10 % serializable get, 25 % put, 10 %
-    /// delete, 25 % cas on the value last seen.
+    /// delete, 15 % cas on the value last seen, 10 % cas on its mod revision.
     async fn one(&mut self, c: &mut Client) -> Record {
         let k = self.rng.random_range(0..self.keys);
         let key = workload_key(k);
@@ -236,13 +290,14 @@ impl ClientLoop {
                 r.serializable = serializable && !self.stale_reads;
                 let opts = serializable.then(|| GetOptions::new().with_serializable());
                 c.get(key.as_str(), opts).await.ok().map(|g| {
-                    let v = g
-                        .kvs()
-                        .first()
-                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                    let kv = g.kvs().first();
+                    let v = kv.map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+                    let mod_revision = kv.map(|kv| kv.mod_revision());
                     self.last_seen[k] = v.clone();
+                    self.last_mod[k] = mod_revision.unwrap_or(0);
                     Output {
                         value: v,
+                        mod_revision,
                         revision: g.header().map(|h| h.revision()),
                         ..Default::default()
                     }
@@ -263,6 +318,7 @@ impl ClientLoop {
                 r.op = OpKind::Delete;
                 c.delete(key.as_str(), None).await.ok().map(|d| {
                     self.last_seen[k] = None;
+                    self.last_mod[k] = 0;
                     Output {
                         deleted: Some(d.deleted()),
                         revision: d.header().map(|h| h.revision()),
@@ -273,10 +329,17 @@ impl ClientLoop {
             _ => {
                 r.op = OpKind::Cas;
                 r.value = Some(value.clone());
-                r.expect = self.last_seen[k].clone();
-                let when = match &r.expect {
-                    Some(v) => Compare::value(key.as_str(), CompareOp::Equal, v.as_str()),
-                    None => Compare::version(key.as_str(), CompareOp::Equal, 0),
+                // Half on the value, half on the mod revision as Kubernetes does (a
+                // revision of 0 is an absent key: etcd compares its mod revision as 0).
+                let when = if roll >= 18 {
+                    r.expect_revision = Some(self.last_mod[k]);
+                    Compare::mod_revision(key.as_str(), CompareOp::Equal, self.last_mod[k])
+                } else {
+                    r.expect = self.last_seen[k].clone();
+                    match &r.expect {
+                        Some(v) => Compare::value(key.as_str(), CompareOp::Equal, v.as_str()),
+                        None => Compare::version(key.as_str(), CompareOp::Equal, 0),
+                    }
                 };
                 let txn = Txn::new().when([when]).and_then([TxnOp::put(
                     key.as_str(),
@@ -294,6 +357,7 @@ impl ClientLoop {
             r.ret = Some(self.now());
             if o.succeeded == Some(true) {
                 self.last_seen[k] = r.value.clone();
+                self.last_mod[k] = o.revision.unwrap_or(0);
             }
             r.output = Some(o);
         }

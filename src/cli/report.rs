@@ -44,7 +44,14 @@ pub(super) fn render(dir: &Path) -> Result<Outcome> {
             dir.display()
         )));
     }
-    let r = read_report(dir)?;
+    let mut r = read_report(dir)?;
+    // The history is beside report.json, not in it; the HTML draws it when it is there.
+    let file = dir.join("history.jsonl");
+    if file.is_file() {
+        let text = std::fs::read_to_string(&file).map_err(Error::io("reading a history", &file))?;
+        r.history = crate::model::history::parse(&file.display().to_string(), &text)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    }
     crate::drill::write_rendered(dir, &r)?;
     println!("rendered {} from its report.json", dir.display());
     Ok(Outcome::Ok)

@@ -33,8 +33,9 @@ pub enum OpKind {
     Get,
     Put,
     Delete,
-    /// Compare-and-set on the value: set `value` if the key holds `expect` (absent when
-    /// `expect` is null).
+    /// Compare-and-set: set `value` if the key holds `expect` (absent when `expect` is
+    /// null), or, with `expect_revision`, if the key's mod revision is that (0: absent) —
+    /// the way Kubernetes updates objects.
     Cas,
     /// One response of a watch on the prefix `key` (its events in `output.events`).
     Watch,
@@ -59,6 +60,9 @@ pub struct Output {
     /// For a get: the value read; null when the key was absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// For a get of a present key: its mod revision (etcd model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mod_revision: Option<i64>,
     /// For a cas: whether it set the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded: Option<bool>,
@@ -116,6 +120,10 @@ pub struct Record {
     /// For cas: the value required (null: the key must be absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
+    /// For cas on the mod revision instead of the value (etcd model): the revision
+    /// required, 0 for an absent key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_revision: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
     /// A get served by the member asked from its own state, without consensus: it may be
@@ -199,6 +207,9 @@ fn problem(r: &Record) -> Option<String> {
         return Some("returns before it is called (return < call)".into());
     }
     let needs_output = matches!(r.op, OpKind::Get | OpKind::Cas | OpKind::Watch) && r.known();
+    if r.expect_revision.is_some() && (r.op != OpKind::Cas || r.expect.is_some()) {
+        return Some("\"expect_revision\" is a cas's, instead of \"expect\"".into());
+    }
     if r.serializable && r.op != OpKind::Get {
         return Some("only a get can be \"serializable\"".into());
     }

@@ -230,21 +230,54 @@ fn intern(ids: &mut HashMap<String, u32>, v: &Option<String>) -> Option<u32> {
 
 fn key_ops(history: &[Record], ops: &[usize]) -> Vec<KeyOp> {
     let mut ids = HashMap::new();
+    let by_revision = values_by_revision(history, ops);
     ops.iter()
         .map(|&i| {
             let r = &history[i];
             let out = r.output.clone().unwrap_or_default();
+            // A cas on the mod revision is a cas on the value that revision wrote: every
+            // write's value is its own, so the two name the same state. A revision nobody
+            // in the history is known to have written names a value the key never held
+            // here: such a cas can only fail.
+            let expect = match r.expect_revision {
+                None => r.expect.clone(),
+                Some(0) => None,
+                Some(rev) => Some(
+                    by_revision
+                        .get(&rev)
+                        .cloned()
+                        .unwrap_or_else(|| format!("\u{0}revision {rev}")),
+                ),
+            };
             KeyOp {
                 kind: r.op,
                 known: r.known(),
                 value: intern(&mut ids, &r.value),
-                expect: intern(&mut ids, &r.expect),
+                expect: intern(&mut ids, &expect),
                 read: intern(&mut ids, &out.value),
                 succeeded: out.succeeded,
                 removed: out.deleted.map(|d| d > 0),
             }
         })
         .collect()
+}
+
+/// One key's mod revisions → the value written at each, from what writes returned and what
+/// reads saw.
+fn values_by_revision(history: &[Record], ops: &[usize]) -> HashMap<i64, String> {
+    let mut out = HashMap::new();
+    for &i in ops {
+        let r = &history[i];
+        if let Some((rev, Some(v))) = r.committed() {
+            out.insert(rev, v.to_string());
+        }
+        if let Some(o) = &r.output
+            && let (Some(rev), Some(v)) = (o.mod_revision, &o.value)
+        {
+            out.insert(rev, v.clone());
+        }
+    }
+    out
 }
 
 const NIL: usize = usize::MAX;

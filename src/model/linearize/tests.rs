@@ -135,6 +135,33 @@ fn a_delete_must_agree_with_what_it_removed() {
 }
 
 #[test]
+fn compare_and_set_on_the_mod_revision_follows_the_register() {
+    let cas = |call, ret, rev: i64, v: &str, ok: bool| Record {
+        value: Some(v.into()),
+        expect_revision: Some(rev),
+        output: Some(Output {
+            succeeded: Some(ok),
+            revision: Some(20),
+            ..Default::default()
+        }),
+        ..op(3, call, Some(ret), OpKind::Cas, "x")
+    };
+    let one = with_revision(put(0, Some(10), "x", "1"), 5);
+    let three = with_revision(put(20, Some(30), "x", "3"), 6);
+    // The key was last written at revision 5: a cas on 5 succeeds, on 0 (absent) fails.
+    let ok = [one.clone(), cas(40, 50, 5, "2", true)];
+    assert_eq!(verdict(&ok), Linearizability::Linearizable);
+    let absent = [one.clone(), cas(40, 50, 0, "2", false)];
+    assert_eq!(verdict(&absent), Linearizability::Linearizable);
+    // Revision 6 overwrote it before the cas was called: a cas on 5 cannot succeed.
+    let stale = [one.clone(), three, cas(40, 50, 5, "2", true)];
+    assert_eq!(verdict(&stale), Linearizability::NotLinearizable);
+    // A revision no operation is known to have written: the cas can only have failed.
+    let unknown = [one, cas(40, 50, 4, "2", true)];
+    assert_eq!(verdict(&unknown), Linearizability::NotLinearizable);
+}
+
+#[test]
 fn compare_and_set_follows_the_register() {
     let cas = |call, ret, expect: Option<&str>, v: &str, ok: bool| Record {
         value: Some(v.into()),
