@@ -101,10 +101,14 @@ impl Workload {
             })
             .collect();
         let stop_watching = Arc::new(AtomicBool::new(false));
-        // A watch is one long request: only connecting is timed.
+        // A watch is one long request: only connecting is timed. A killed member's
+        // connection can hang rather than break (the host port's proxy keeps its side
+        // open), so HTTP/2 pings find a dead stream and the watcher resumes elsewhere in
+        // time.
         let watch_opts = cluster
             .connect_options()
-            .with_connect_timeout(spec.request_timeout);
+            .with_connect_timeout(spec.request_timeout)
+            .with_keep_alive(Duration::from_millis(500), Duration::from_millis(1000));
         let watchers = (0..spec.watchers)
             .map(|i| {
                 let w = Watcher {
