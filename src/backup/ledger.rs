@@ -127,6 +127,13 @@ impl Ledger {
         d.max(h).max(x)
     }
 
+    /// Dataset writes of the current era acknowledged above `revision`: what a snapshot at
+    /// `revision` is missing of the dataset.
+    pub fn dataset_after(&self, revision: i64) -> usize {
+        let now = self.eras.last().expect("there is always an era");
+        now.dataset.iter().filter(|a| a.revision > revision).count()
+    }
+
     /// A snapshot taken now, at `revision`.
     pub fn cut(&self, revision: i64) -> Cut {
         Cut {

@@ -5,7 +5,7 @@
 //! with `etcdutl snapshot restore` (3.5) or `etcdctl snapshot restore` (3.4).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, VolumeCreateRequest};
@@ -21,6 +21,7 @@ use crate::cluster::{Cluster, Member};
 use crate::docker::{self, OneShot};
 use crate::error::{Error, Result};
 use crate::model::backup::{Integrity, SnapshotFile, SnapshotStatus};
+use crate::poll::{self, Attempt};
 
 /// Where snapshot files appear in tool containers.
 pub const SNAPSHOT_DIR: &str = "/snapshots";
@@ -484,6 +485,44 @@ pub async fn restore_member(
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// How long a snapshot waits for its member to apply what was acknowledged.
+pub const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// Waits (up to `limit`) until `m` has applied `revision`; returns the revision it had
+/// applied when it caught up or the wait ended (`None`: it never answered). A follower's
+/// snapshot is its own state, and a follower was seen to lag a whole dataset behind on a
+/// loaded machine — the backup then held none of it. A member that does not catch up is
+/// snapshotted anyway: the caller records the lag and a gate may fail it.
+pub async fn caught_up(
+    cluster: &Cluster,
+    m: &Member,
+    revision: i64,
+    limit: Duration,
+) -> Option<i64> {
+    let c = cluster.client(m).await.ok()?;
+    let opts = etcd_client::GetOptions::new().with_serializable();
+    let seen = std::sync::Mutex::new(None);
+    let _ = poll::until(limit, Duration::from_millis(50), || {
+        let (mut c, opts, seen) = (c.clone(), opts.clone(), &seen);
+        async move {
+            let rev = c
+                .get("/", Some(opts))
+                .await
+                .ok()
+                .and_then(|r| r.header().map(|h| h.revision()));
+            if let (Some(r), Ok(mut s)) = (rev, seen.lock()) {
+                *s = Some(r);
+            }
+            match rev {
+                Some(r) if r >= revision => Attempt::Ready(()),
+                r => Attempt::NotYet(r),
+            }
+        }
+    })
+    .await;
+    seen.into_inner().ok().flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,3 +573,4 @@ mod tests {
         assert_eq!(i, Integrity::NoHashSkipped);
     }
 }
+

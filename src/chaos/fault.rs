@@ -4,7 +4,7 @@
 //! seeded RNG so a run can be replayed with `--seed`.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bollard::query_parameters::{KillContainerOptionsBuilder, StopContainerOptionsBuilder};
 use rand::SeedableRng;
@@ -14,13 +14,19 @@ use super::victims::choose_victims;
 use crate::cluster::{Cluster, MemberState};
 use crate::docker::netns::{self, CHAIN};
 use crate::error::{Error, Result};
-use crate::model::fault::{FaultEvent, FaultKind, Role, Target};
+use crate::model::fault::{ActionEvent, Actor, FaultEvent, FaultKind, HarnessAction, Role, Target};
 
 /// Injects faults into one cluster and keeps the record of what it did.
 pub struct Injector {
     pub seed: u64,
     rng: StdRng,
     pub events: Vec<FaultEvent>,
+    /// The harness's own actions around faults (a lost member's container and volume
+    /// deleted after its SIGKILL).
+    pub actions: Vec<ActionEvent>,
+    /// Who the next injections are by, and for which step: set by whoever drives it.
+    pub actor: Actor,
+    pub step: Option<usize>,
 }
 
 impl Injector {
@@ -29,6 +35,9 @@ impl Injector {
             seed,
             rng: StdRng::seed_from_u64(seed),
             events: vec![],
+            actions: vec![],
+            actor: Actor::Scenario,
+            step: None,
         }
     }
 
@@ -88,48 +97,112 @@ impl Injector {
         target: &Target,
     ) -> Result<Vec<String>> {
         let victims = self.resolve(cluster, target, kind).await?;
+        let roles = roles(cluster).await;
         if kind == FaultKind::Partition {
-            let roles = roles(cluster).await;
-            partition(cluster, &victims).await?;
-            for v in &victims {
-                self.record(v, kind, roles(v));
+            for (v, at) in partition(cluster, &victims).await? {
+                self.record(&v, kind, roles(&v), at);
             }
             return Ok(victims);
         }
-        let roles = roles(cluster).await;
         for v in &victims {
-            apply(cluster, v, kind).await?;
-            self.record(v, kind, roles(v));
+            let at = apply(cluster, v, kind).await?;
+            self.record(v, kind, roles(v), at);
+        }
+        if kind == FaultKind::Permanent {
+            // Every victim is dead (SIGKILL) before any is deleted: deleting takes a
+            // while, and the third of three losses must not be stamped seconds late.
+            for v in &victims {
+                let m = cluster.member(v).expect("resolved targets exist").clone();
+                let at = Instant::now();
+                cluster.remove_member_and_data(&m).await?;
+                self.actions.push(ActionEvent {
+                    at,
+                    seconds: at.elapsed().as_secs_f64(),
+                    member: v.clone(),
+                    action: HarnessAction::RemoveContainerAndVolume,
+                    step: self.step,
+                });
+            }
         }
         Ok(victims)
     }
 
-    fn record(&mut self, member: &str, fault: FaultKind, role: Role) {
+    /// Stops `names` gracefully, all at once, as the harness's own action: one member's
+    /// graceful stop (gRPC servers drained, up to seconds) must not wait for another's,
+    /// so the time taken is the slowest stop, not the sum of them.
+    pub async fn stop_all(&mut self, cluster: &mut Cluster, names: &[String]) -> Result<()> {
+        let roles = roles(cluster).await;
+        let docker = cluster.docker().clone();
+        let stops = names.iter().map(|name| {
+            let m = cluster
+                .member(name)
+                .expect("a member of the cluster")
+                .clone();
+            let docker = docker.clone();
+            async move {
+                let opts = StopContainerOptionsBuilder::default().t(10).build();
+                docker
+                    .stop_container(&m.container, Some(opts))
+                    .await
+                    .map_err(Error::docker(format!("stopping member {}", m.name)))?;
+                Ok::<_, Error>((m.name, Instant::now()))
+            }
+        });
+        let stopped = futures_util::future::try_join_all(stops).await?;
+        let was = std::mem::replace(&mut self.actor, Actor::Harness);
+        for (name, at) in stopped {
+            if let Some(m) = cluster.members.iter_mut().find(|m| m.name == name) {
+                m.state = MemberState::Down;
+            }
+            self.record(&name, FaultKind::Stop, roles(&name), at);
+        }
+        self.actor = was;
+        Ok(())
+    }
+
+    fn record(&mut self, member: &str, fault: FaultKind, role: Role, at: Instant) {
+        // The wall-clock stamp is derived from the monotonic one, so both name one moment.
+        let ago = at.elapsed();
         let at_ms = SystemTime::now()
+            .checked_sub(ago)
+            .unwrap_or_else(SystemTime::now)
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
         tracing::info!(member, ?fault, ?role, "fault injected");
         self.events.push(FaultEvent {
             at_ms,
+            at,
             member: member.to_string(),
             fault,
             role,
+            step: self.step,
+            by: self.actor,
         });
     }
 }
 
-/// A lookup from member name to its role right now.
+/// A lookup from member name to its role right now (a member that is not running has
+/// none: "restart etcd-1 (was follower)" for a stopped member would be wrong).
 async fn roles(cluster: &Cluster) -> impl Fn(&str) -> Role + use<> {
     let leader = cluster.leader().await;
+    let down: BTreeSet<String> = cluster
+        .members
+        .iter()
+        .filter(|m| matches!(m.state, MemberState::Down | MemberState::Gone))
+        .map(|m| m.name.clone())
+        .collect();
     move |name: &str| match &leader {
+        _ if down.contains(name) => Role::Down,
         Some(l) if l == name => Role::Leader,
         Some(_) => Role::Follower,
         None => Role::Unknown,
     }
 }
 
-async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()> {
+/// Applies one fault to one member; returns when it took effect (the moment the signal,
+/// freeze or restart returned), for its stamp.
+async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<Instant> {
     let docker = cluster.docker().clone();
     let m = cluster
         .member(name)
@@ -137,19 +210,22 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
         .clone();
     let ctx = |what: &str| format!("{what} member {name}");
     let new_state = match kind {
-        FaultKind::Permanent => {
-            cluster.remove_member_and_data(&m).await?;
-            MemberState::Gone
-        }
-        FaultKind::Kill => {
+        FaultKind::Permanent | FaultKind::Kill => {
             let opts = KillContainerOptionsBuilder::default()
                 .signal("SIGKILL")
                 .build();
-            docker
-                .kill_container(&m.container, Some(opts))
-                .await
-                .map_err(Error::docker(ctx("killing")))?;
-            MemberState::Down
+            let killed = docker.kill_container(&m.container, Some(opts)).await;
+            if kind == FaultKind::Permanent {
+                // Dead now; its container and volume are deleted by `inject` afterwards,
+                // with a forced removal that also ends a member the kill could not reach.
+                if let Err(e) = killed {
+                    tracing::warn!(member = name, "SIGKILL before removal failed: {e}");
+                }
+                MemberState::Gone
+            } else {
+                killed.map_err(Error::docker(ctx("killing")))?;
+                MemberState::Down
+            }
         }
         FaultKind::Stop => {
             let opts = StopContainerOptionsBuilder::default().t(10).build();
@@ -199,6 +275,7 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
         }
         FaultKind::Partition => unreachable!("partitions are applied to groups"),
     };
+    let at = Instant::now();
     if let Some(mm) = cluster.members.iter_mut().find(|x| x.name == name) {
         mm.state = new_state;
     }
@@ -208,7 +285,7 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<()>
         let m = cluster.member(name).expect("resolved targets exist");
         cluster.wait_answering(m, RESTART_TIMEOUT).await?;
     }
-    Ok(())
+    Ok(at)
 }
 
 /// How long a restarted or unpaused member may take to answer again (it replays its WAL).
@@ -217,7 +294,8 @@ const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Cuts `side` off from every other member of the cluster, both ways, on all traffic
 /// between member addresses. The harness's client path (through the published port, from
 /// the bridge gateway) is untouched, so cut-off members can still be asked questions.
-pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
+/// Returns when each member was cut off: its first DROP rule in place.
+pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<Vec<(String, Instant)>> {
     let side_set: BTreeSet<&str> = side.iter().map(String::as_str).collect();
     let mut addrs = std::collections::HashMap::new();
     for m in cluster
@@ -227,6 +305,7 @@ pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
     {
         addrs.insert(m.name.clone(), cluster.member_net(m).await?);
     }
+    let mut cut = vec![];
     for name in side {
         let (pid, _) = addrs.get(name).copied().ok_or_else(|| {
             Error::InvalidInput(format!("cannot partition {name}: it is not running"))
@@ -259,9 +338,14 @@ pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
                 "DROP".into(),
             ]);
         }
+        let mut first_drop = None;
         for rule in script {
             netns::iptables(pid, &rule, name, rule[0] == "-N").await?;
+            if rule[0] == "-A" && first_drop.is_none() {
+                first_drop = Some(Instant::now());
+            }
         }
+        cut.push((name.clone(), first_drop.unwrap_or_else(Instant::now)));
     }
     for m in cluster
         .members
@@ -270,7 +354,7 @@ pub async fn partition(cluster: &mut Cluster, side: &[String]) -> Result<()> {
     {
         m.state = MemberState::Partitioned;
     }
-    Ok(())
+    Ok(cut)
 }
 
 /// Removes the partition rules from a member's network namespace.

@@ -152,17 +152,37 @@ pub(super) async fn ls(json: bool) -> Result<Outcome> {
         println!("no clusters");
     } else {
         println!(
-            "{:<24} {:>4} {:>8} {:<5} IMAGE",
-            "NAME", "SIZE", "RUNNING", "TLS"
+            "{:<24} {:>4} {:>8} {:<5} {:<22} NOT RUNNING",
+            "NAME", "SIZE", "RUNNING", "TLS", "IMAGE"
         );
         for r in rows {
             println!(
-                "{:<24} {:>4} {:>8} {:<5} {}",
-                r.name, r.size, r.running, r.tls, r.image
+                "{:<24} {:>4} {:>8} {:<5} {:<22} {}",
+                r.name,
+                r.size,
+                r.running,
+                r.tls,
+                r.image,
+                not_running(&r.members)
             );
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Which members are not running, and what Docker says they are: "etcd-2 exited,
+/// etcd-3 paused" — "2 running" alone does not say which member to look at.
+fn not_running(members: &[cluster::MemberRow]) -> String {
+    let down: Vec<String> = members
+        .iter()
+        .filter(|m| m.state != "running")
+        .map(|m| format!("{} {}", m.name, m.state))
+        .collect();
+    if down.is_empty() {
+        "-".into()
+    } else {
+        down.join(", ")
+    }
 }
 
 /// Tears a cluster down. One that does not exist is a note, exit 0, so teardown steps can

@@ -100,7 +100,10 @@ pub(super) async fn drill(
         // Each run's reports are written as soon as it ends.
         let mut write = |r: &DrillReport, repeat: u32| -> Result<()> {
             let dir = crate::drill::write_reports(&args.report_dir, r, repeat)?;
-            crate::drill::point_latest(&args.report_dir, &r.scenario, &dir)?;
+            // latest-<scenario> names the last run that finished: what a reviewer compares.
+            if r.verdict != Verdict::Interrupted {
+                crate::drill::point_latest(&args.report_dir, &r.scenario, &dir)?;
+            }
             if let Some(m) = &args.metrics_file {
                 crate::drill::write_metrics_file(&metrics_path(m, &r.scenario), r)?;
             }

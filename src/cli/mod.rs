@@ -76,8 +76,9 @@ pub enum Command {
         /// The history file (a drill writes history.jsonl beside its reports).
         file: PathBuf,
         /// kv: a register per key; etcd: that plus one global revision across keys.
-        #[arg(long, value_enum, default_value_t = HistoryModel::Kv)]
-        model: HistoryModel,
+        /// Default: etcd when the records carry revisions (a drill's history.jsonl does), kv otherwise.
+        #[arg(long, value_enum)]
+        model: Option<HistoryModel>,
         /// Give up after this many seconds (the verdict is then "unknown", exit 3).
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
@@ -138,7 +139,11 @@ pub enum ReportCommand {
     /// What changed between two runs of one scenario (report.json files or their
     /// directories); exit 1 when NEW is worse than OLD beyond both thresholds.
     Compare {
+        /// The earlier run: a report directory (or its report.json), e.g. last night's
+        /// `reports/latest-<scenario>`.
         old: PathBuf,
+        /// The run to judge against OLD; exit 1 when it is worse. Interrupted runs are
+        /// refused (exit 2): they measured nothing.
         new: PathBuf,
         /// Allowed relative increase of a time or of RPO, e.g. 0.2 for 20%.
         #[arg(long, default_value_t = 0.2)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::Outcome;
 use crate::error::{Error, Result};
 use crate::model::compare::{CompareOptions, compare as compare_reports, ensure_comparable};
-use crate::model::report::DrillReport;
+use crate::model::report::{DrillReport, Verdict};
 
 /// `report compare`: thresholds checked, then both reports read, then compared.
 pub(super) fn compare(
@@ -26,6 +26,15 @@ pub(super) fn compare(
         }
     }
     let (a, b) = (read_report(old)?, read_report(new)?);
+    for (r, path, which) in [(&a, old, "OLD"), (&b, new, "NEW")] {
+        if r.verdict == Verdict::Interrupted {
+            return Err(Error::InvalidInput(format!(
+                "{which} {} is an interrupted run, which measured nothing to compare; compare completed runs (reports/latest-{} names the last one)",
+                path.display(),
+                r.scenario
+            )));
+        }
+    }
     ensure_comparable(&a, &b, force)?;
     let c = compare_reports(&a, &b, &options);
     print!("{}", crate::render::comparison_text(&c));
@@ -60,7 +69,7 @@ pub(super) fn render(dir: &Path) -> Result<Outcome> {
 /// `check-history FILE`: the history read and checked; the verdict is the exit code.
 pub(super) fn check_history(
     file: &Path,
-    model: super::HistoryModel,
+    model: Option<super::HistoryModel>,
     timeout: f64,
     json: bool,
 ) -> Result<Outcome> {
@@ -80,8 +89,11 @@ pub(super) fn check_history(
         )));
     }
     let model = match model {
-        super::HistoryModel::Kv => Model::Kv,
-        super::HistoryModel::Etcd => Model::Etcd,
+        Some(super::HistoryModel::Kv) => Model::Kv,
+        Some(super::HistoryModel::Etcd) => Model::Etcd,
+        // Our own histories carry revisions: the model that checks them is etcd's.
+        None if crate::model::history::carries_revisions(&history) => Model::Etcd,
+        None => Model::Kv,
     };
     let c = linearize::check(&history, model, std::time::Duration::from_secs_f64(timeout));
     if json {

@@ -71,14 +71,25 @@ pub fn verdict(errored: bool, checks: &[CheckRecord], gates: &[GateResult]) -> V
     Verdict::from_evidence(errored, passed.chain(gates.iter().map(|g| g.passed)))
 }
 
+/// What a run measured that gates hold limits on; `None` where it was never measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured<'a> {
+    pub rto: Option<&'a Rto>,
+    pub rpo: Option<&'a Rpo>,
+    pub write_gap: Option<f64>,
+    /// The largest lag (revisions) of the snapshots the drill's snapshot steps took.
+    pub snapshot_lag: Option<i64>,
+}
+
 /// Every gate the scenario sets, against what the run measured; a gate that could not be
 /// measured fails.
-pub fn evaluate_gates(
-    s: &Scenario,
-    rto: Option<&Rto>,
-    rpo: Option<&Rpo>,
-    write_gap: Option<f64>,
-) -> Vec<GateResult> {
+pub fn evaluate_gates(s: &Scenario, m: Measured<'_>) -> Vec<GateResult> {
+    let Measured {
+        rto,
+        rpo,
+        write_gap,
+        snapshot_lag,
+    } = m;
     let mut g = vec![];
     let mut gate = |name: Gate, limit: f64, actual: Option<f64>| {
         g.push(GateResult {
@@ -110,6 +121,13 @@ pub fn evaluate_gates(
     }
     if let Some(l) = &s.gates.max_write_gap_s {
         gate(Gate::MaxWriteGapS, *l.get_ref(), write_gap);
+    }
+    if let Some(l) = s.gates.max_snapshot_lag {
+        gate(
+            Gate::MaxSnapshotLag,
+            l as f64,
+            snapshot_lag.map(|x| x as f64),
+        );
     }
     g
 }
@@ -240,7 +258,13 @@ mod tests {
             total_s: 2.0,
             phases: vec![phase(RtoPhase::StopSurvivors), phase(RtoPhase::Restore)],
         };
-        let g = evaluate_gates(&s, Some(&partial), None, None);
+        let g = evaluate_gates(
+            &s,
+            Measured {
+                rto: Some(&partial),
+                ..Default::default()
+            },
+        );
         assert!(!g[0].passed && g[0].actual.is_none(), "{g:?}");
         let whole = Rto {
             start_s: None,
@@ -251,9 +275,15 @@ mod tests {
                 phase(RtoPhase::Verified),
             ],
         };
-        let g = evaluate_gates(&s, Some(&whole), None, None);
+        let g = evaluate_gates(
+            &s,
+            Measured {
+                rto: Some(&whole),
+                ..Default::default()
+            },
+        );
         assert!(g[0].passed && g[0].actual == Some(3.0), "{g:?}");
-        assert!(!evaluate_gates(&s, None, None, None)[0].passed);
+        assert!(!evaluate_gates(&s, Measured::default())[0].passed);
     }
 
     #[test]

@@ -17,14 +17,14 @@ use std::time::SystemTime;
 
 use bollard::Docker;
 
-pub use self::gates::{Expectation, evaluate_gates, judge_expectation, verdict};
+pub use self::gates::{Expectation, Measured, evaluate_gates, judge_expectation, verdict};
 use self::progress::Progress;
 pub use self::reports::{point_latest, write_metrics_file, write_rendered, write_reports};
 use self::runner::Runner;
 use crate::chaos::fault::Injector;
 use crate::error::{Error, Result};
 use crate::model::report::{
-    DrillReport, FaultEventRecord, REPORT_SCHEMA_VERSION, StepRecord, Verdict,
+    ActionRecord, DrillReport, FaultEventRecord, REPORT_SCHEMA_VERSION, StepRecord, Verdict,
 };
 use crate::model::scenario::Loaded;
 
@@ -93,7 +93,18 @@ async fn run_once(
         error.get_or_insert_with(|| format!("teardown failed: {e}"));
     }
     let f = &r.found;
-    let gates = evaluate_gates(s, f.rto.as_ref(), f.rpo.as_ref(), f.max_write_gap_s);
+    let measured = Measured {
+        rto: f.rto.as_ref(),
+        rpo: f.rpo.as_ref(),
+        write_gap: f.max_write_gap_s,
+        snapshot_lag: snapshot_lag(&r.snaps),
+    };
+    // An interrupted run measured nothing its gates could be held to.
+    let gates = if opts.cancel.is_cancelled() {
+        vec![]
+    } else {
+        evaluate_gates(s, measured)
+    };
     if error.is_none() && f.checks.is_empty() && gates.is_empty() {
         error = Some("no check or gate was evaluated: a pass needs evidence".into());
     }
@@ -102,15 +113,31 @@ async fn run_once(
     } else {
         verdict(error.is_some(), &f.checks, &gates)
     };
+    // One clock for steps, faults and the history: the run's monotonic one.
+    let at_s = |i: std::time::Instant| i.saturating_duration_since(r.t0).as_secs_f64();
     let fault_events = r
         .injector
         .events
         .iter()
         .map(|e| FaultEventRecord {
-            at_s: ((e.at_ms as f64) - started_at_ms as f64).max(0.0) / 1000.0,
+            at_s: at_s(e.at),
             member: e.member.clone(),
             fault: e.fault,
             role: e.role,
+            step: e.step,
+            by: Some(e.by),
+        })
+        .collect();
+    let actions = r
+        .injector
+        .actions
+        .iter()
+        .map(|a| ActionRecord {
+            at_s: at_s(a.at),
+            seconds: a.seconds,
+            member: a.member.clone(),
+            action: a.action,
+            step: a.step,
         })
         .collect();
     let found = r.found;
@@ -129,6 +156,7 @@ async fn run_once(
         finished_at_ms: now_ms(),
         steps,
         fault_events,
+        actions,
         probes: found.probes,
         write_windows: found.write_windows,
         history: found.history,
@@ -156,6 +184,7 @@ async fn run_steps(r: &mut Runner<'_>) -> (Vec<StepRecord>, Option<String>) {
     for (i, step) in (1..).zip(s.steps.iter()) {
         let step = step.get_ref();
         progress.step(i, &step.title());
+        r.injector.step = Some(i);
         let start_s = r.at();
         if Runner::stops_workload(step.kind()) {
             r.stop_workload(i).await;
@@ -193,4 +222,14 @@ async fn run_steps(r: &mut Runner<'_>) -> (Vec<StepRecord>, Option<String>) {
     }
     progress.finish();
     (steps, error)
+}
+
+/// The largest lag of the snapshots the drill's own steps took (a backup command's file
+/// is the user's: no lag is measured for it); `None` when there were none.
+fn snapshot_lag(snaps: &[runner::Snap]) -> Option<i64> {
+    snaps
+        .iter()
+        .filter(|s| !s.by_command)
+        .map(|s| s.record.lag.map_or(0, |l| l.revisions))
+        .max()
 }

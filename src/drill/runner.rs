@@ -14,12 +14,13 @@ use crate::chaos::workload::Workload;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::error::{Error, Result};
 use crate::model::expect::{BackupFacts, Expectations};
+use crate::model::history::OpKind;
 use crate::model::history::Record;
 use crate::model::linearize::HistoryReport;
 use crate::model::report::{
     Check, CheckRecord, ProbeRecord, Rpo, Rto, RtoPhase, SnapshotRecord, TableRow,
 };
-use crate::model::report::{WriteWindow, write_windows};
+use crate::model::report::{WriteWindow, ack_gaps, write_windows};
 use crate::model::scenario::Scenario;
 use crate::procedures::recover::{Stopwatch, cluster_id};
 
@@ -29,6 +30,8 @@ pub(super) struct Snap {
     /// The file as it was recorded when taken; the restore proves it is still those bytes.
     pub backup: Backup,
     pub cluster_id: u64,
+    /// Written by the user's backup command (whose lag the harness cannot measure).
+    pub by_command: bool,
 }
 
 /// What the last restore did, for the verify step after it.
@@ -190,7 +193,9 @@ impl<'a> Runner<'a> {
         self.found.checks.push(CheckRecord { step, check });
     }
 
-    /// Stops the background writer, if it runs, keeping the longest gap seen so far.
+    /// Stops the background writer, if it runs, keeping the longest stretch without an
+    /// acknowledged write seen so far — counting the workload's writes too, so the writes
+    /// lane never says "nothing acknowledged" while a client lane shows acknowledgements.
     pub async fn stop_writer(&mut self) {
         if let Some(w) = self.writer.take() {
             let Some(run) = w.finish(&mut self.ledger).await else {
@@ -198,13 +203,18 @@ impl<'a> Runner<'a> {
                 self.found.max_write_gap_s = Some(f64::INFINITY);
                 return;
             };
-            let gap = run.max_gap.as_secs_f64();
+            let at = |i: Instant| i.saturating_duration_since(self.t0).as_secs_f64();
+            let mut acks: Vec<f64> = run.acks.iter().map(|&i| at(i)).collect();
+            // The workload has stopped by now (it stops before a restore or verify, and
+            // at the end before the writer), so its history is complete.
+            acks.extend(workload_acks(&self.found.history));
+            let (from, to) = (at(run.started), at(run.ended));
+            let (gap, gaps) = ack_gaps(from, to, &acks);
             let max = &mut self.found.max_write_gap_s;
             *max = Some(max.map_or(gap, |g| g.max(gap)));
-            let at = |i: Instant| i.saturating_duration_since(self.t0).as_secs_f64();
-            let gaps: Vec<(f64, f64)> = run.gaps.iter().map(|&(a, b)| (at(a), at(b))).collect();
-            let windows = write_windows(at(run.started), at(run.ended), &gaps);
-            self.found.write_windows.extend(windows);
+            self.found
+                .write_windows
+                .extend(write_windows(from, to, &gaps));
         }
     }
 
@@ -231,4 +241,14 @@ fn short(name: &str) -> String {
         .take(12)
         .collect::<String>()
         .to_lowercase()
+}
+
+/// When the workload's writes were acknowledged (seconds on the run's clock; the history
+/// is in microseconds on it): puts, deletes and compare-and-sets that returned — a cas
+/// whose compare failed went through consensus all the same.
+pub(super) fn workload_acks(history: &[Record]) -> impl Iterator<Item = f64> + '_ {
+    history
+        .iter()
+        .filter(|r| matches!(r.op, OpKind::Put | OpKind::Delete | OpKind::Cas))
+        .filter_map(|r| r.ret.map(|t| t as f64 / 1e6))
 }

@@ -18,11 +18,16 @@ use crate::chaos::observe::{self, ObserveOptions};
 use crate::cluster::tools::host_tools;
 use crate::error::{Error, Result};
 use crate::model::fault::{FaultKind, Target};
-use crate::model::report::{Check, ProbeRecord, Rpo, RtoPhase, SnapshotRecord, TableRow};
+use crate::model::report::{
+    Check, ProbeRecord, Rpo, RtoPhase, SnapshotLag, SnapshotRecord, TableRow, snapshot_lag,
+};
 use crate::model::scenario::Step;
 use crate::model::table::parse_sizes;
 use crate::procedures::quorum_table::{self, SweepOptions};
 use crate::procedures::recover::cluster_id;
+
+/// The `member` of a snapshot the user's backup command wrote.
+const COMMAND_MEMBER: &str = "backup command";
 
 impl Runner<'_> {
     /// Runs step `i` (numbered from 1).
@@ -119,6 +124,11 @@ impl Runner<'_> {
 
     async fn snapshot(&mut self, name: Option<String>, from: Option<&str>) -> Result<String> {
         let target: Target = from.unwrap_or("follower").parse()?;
+        // What the snapshot must hold: everything acknowledged before this step began.
+        let acked = self
+            .ledger
+            .last_revision()
+            .max(self.writer.as_ref().map_or(0, |w| w.last_acknowledged()));
         let c = &*need(&mut self.cluster, "snapshot")?;
         let member = match self.injector.resolve(c, &target, FaultKind::Kill).await {
             Ok(mut v) => v.remove(0),
@@ -129,23 +139,44 @@ impl Runner<'_> {
             Err(e) => return Err(e),
         };
         let m = c.member(&member).expect("resolved").clone();
+        let applied = snapshot::caught_up(c, &m, acked, snapshot::CATCH_UP).await;
         let file = snapshot::save(c, &m, &c.run_dir.join("snapshots")).await?;
         // The sha256 recorded now is what the restore step checks the file against.
         let backup = record_backup(c, file, false, self.ledger.era()).await?;
         let cluster_id = cluster_id(c).await?;
         let name = name.unwrap_or_else(|| format!("snapshot-{}", self.snaps.len() + 1));
+        let lag = snapshot_lag(acked, backup.status.revision, || {
+            self.ledger.dataset_after(backup.status.revision)
+        });
+        let behind = match lag {
+            Some(l) => format!(
+                "; {} revisions ({} dataset keys) behind the last acknowledged write after {:.0} s of waiting (applied {})",
+                l.revisions,
+                l.keys,
+                snapshot::CATCH_UP.as_secs_f64(),
+                applied.map_or("unknown".into(), |r| r.to_string())
+            ),
+            None => String::new(),
+        };
         let detail = format!(
-            "{} from {member}: revision {}, {} bytes",
+            "{} from {member}: revision {}, {} bytes{behind}",
             backup.file.file_name(),
             backup.status.revision,
             backup.file.size
         );
-        self.keep_snapshot(name, member, backup, cluster_id);
+        self.keep_snapshot(name, member, backup, cluster_id, lag);
         Ok(detail)
     }
 
     /// A snapshot taken, as the report lists it and as the restore will check it.
-    fn keep_snapshot(&mut self, name: String, member: String, backup: Backup, cluster_id: u64) {
+    fn keep_snapshot(
+        &mut self,
+        name: String,
+        member: String,
+        backup: Backup,
+        cluster_id: u64,
+        lag: Option<SnapshotLag>,
+    ) {
         let record = SnapshotRecord {
             name,
             file: backup.file.file_name(),
@@ -154,11 +185,14 @@ impl Runner<'_> {
             sha256: backup.file.sha256.clone(),
             member,
             at_s: self.at(),
+            lag,
         };
+        let by_command = lag.is_none() && record.member == COMMAND_MEMBER;
         self.snaps.push(Snap {
             record,
             backup,
             cluster_id,
+            by_command,
         });
     }
 
@@ -198,7 +232,7 @@ impl Runner<'_> {
             backup.status.revision,
             backup.file.size
         );
-        self.keep_snapshot(name, "backup command".into(), backup, cluster_id);
+        self.keep_snapshot(name, COMMAND_MEMBER.into(), backup, cluster_id, None);
         Ok(detail)
     }
 

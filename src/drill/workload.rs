@@ -59,7 +59,7 @@ impl Runner<'_> {
         workload::account(&rec.history, &mut self.ledger);
         let spec = self.s.workload.as_ref().expect("a workload ran");
         let rate = format!("{:.0} ops/s over {:.1} s", rec.rate, rec.seconds);
-        if let Some(c) = rate_check(rec.rate, rec.seconds, spec.min_rate) {
+        if let Some(c) = rate_check(rec.rate, rec.seconds, spec.min_rate()) {
             self.check(i, c);
         }
         let history = rec.history;

@@ -210,6 +210,7 @@ impl SnapshotCheckReport {
                 ),
             ],
             fault_events: vec![],
+            actions: vec![],
             probes: vec![],
             snapshots: vec![SnapshotRecord {
                 name: "backup".into(),
@@ -219,6 +220,7 @@ impl SnapshotCheckReport {
                 sha256: self.file.sha256.clone(),
                 member: String::new(),
                 at_s: 0.0,
+                lag: None,
             }],
             rto: Some(Rto {
                 start_s: None,

@@ -151,7 +151,7 @@ pub fn parse_duration(s: &str) -> Result<f64, Invalid> {
 }
 
 /// An age as people say it: `26h` stays 26.0 h rather than 1.1 d.
-fn human(secs: f64) -> String {
+pub fn human(secs: f64) -> String {
     if secs >= 2.0 * 86400.0 {
         format!("{:.1} d", secs / 86400.0)
     } else if secs >= 3600.0 {

@@ -115,16 +115,56 @@ pub enum Role {
     Follower,
     /// Not reachable, or no leader known at the time.
     Unknown,
+    /// Not running (killed or stopped) when the fault was applied: it led nothing.
+    Down,
 }
 
-/// One injection, as it happened.
+/// Who did something to a member: the scenario (a fault step), or the harness itself (a
+/// restore stopping the survivors, a member replaced) — a report must not mix them up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Actor {
+    #[default]
+    Scenario,
+    Harness,
+}
+
+/// One injection, stamped when it took effect (the SIGKILL returned, the freeze, the first
+/// DROP rule), not when the step around it ended.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FaultEvent {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u128,
+    /// The same moment on the monotonic clock the steps and the history use.
+    #[serde(skip)]
+    pub at: std::time::Instant,
     pub member: String,
     pub fault: FaultKind,
     pub role: Role,
+    /// The step that did it (numbered from 1), when a drill step did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    pub by: Actor,
+}
+
+/// What the harness does to a member that is no fault: after a permanent loss's SIGKILL,
+/// deleting the container and its data volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HarnessAction {
+    RemoveContainerAndVolume,
+}
+
+/// One harness action: when it started, how long it took.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActionEvent {
+    #[serde(skip)]
+    pub at: std::time::Instant,
+    pub seconds: f64,
+    pub member: String,
+    pub action: HarnessAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
 }
 
 impl Role {
@@ -133,6 +173,7 @@ impl Role {
             Role::Leader => "leader",
             Role::Follower => "follower",
             Role::Unknown => "unknown",
+            Role::Down => "down",
         }
     }
 }

@@ -135,6 +135,19 @@ pub struct Record {
     pub start_revision: Option<i64>,
 }
 
+/// Whether a history speaks of etcd's revisions (a header revision, a mod revision, a
+/// cas on a revision, a watch): then it is checked by the etcd model, which holds those
+/// to etcd's rules; a history of values alone is a register history (the kv model).
+pub fn carries_revisions(history: &[Record]) -> bool {
+    history.iter().any(|r| {
+        r.expect_revision.is_some()
+            || r.op == OpKind::Watch
+            || r.output
+                .as_ref()
+                .is_some_and(|o| o.revision.is_some() || o.mod_revision.is_some())
+    })
+}
+
 impl Record {
     /// Whether the outcome is known (it returned); [`parse`] has checked that a returned
     /// get or cas carries its output.

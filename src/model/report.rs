@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::expect::BackupFacts;
-use super::fault::{FaultKind, Role};
+use super::fault::{Actor, FaultKind, HarnessAction, Role};
 use super::scenario::StepKind;
 
 /// How a run ended. Only `Pass` exits 0.
@@ -91,7 +91,8 @@ impl RtoPhase {
 
 impl std::fmt::Display for RtoPhase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, not `write_str`: a column of phases (`{:<18}`) must line up.
+        f.pad(self.as_str())
     }
 }
 
@@ -106,6 +107,8 @@ pub enum Gate {
     MaxRpoWrites,
     /// Longest stretch without an acknowledged write while faults were injected.
     MaxWriteGapS,
+    /// Revisions a snapshot step's file was behind the last acknowledged write.
+    MaxSnapshotLag,
 }
 
 const PHASE_GATE_PREFIX: &str = "max_phase_s.";
@@ -117,12 +120,13 @@ impl Gate {
             Gate::MaxPhaseS(p) => format!("{PHASE_GATE_PREFIX}{p}"),
             Gate::MaxRpoWrites => "max_rpo_writes".into(),
             Gate::MaxWriteGapS => "max_write_gap_s".into(),
+            Gate::MaxSnapshotLag => "max_snapshot_lag".into(),
         }
     }
 
     /// Whether the gate's figures are seconds (the others count writes).
     pub fn is_seconds(self) -> bool {
-        !matches!(self, Gate::MaxRpoWrites)
+        !matches!(self, Gate::MaxRpoWrites | Gate::MaxSnapshotLag)
     }
 }
 
@@ -145,6 +149,7 @@ impl TryFrom<String> for Gate {
             "max_rto_s" => Ok(Gate::MaxRtoS),
             "max_rpo_writes" => Ok(Gate::MaxRpoWrites),
             "max_write_gap_s" => Ok(Gate::MaxWriteGapS),
+            "max_snapshot_lag" => Ok(Gate::MaxSnapshotLag),
             _ => s
                 .strip_prefix(PHASE_GATE_PREFIX)
                 .and_then(RtoPhase::parse)
@@ -206,6 +211,9 @@ pub struct DrillReport {
     pub finished_at_ms: u64,
     pub steps: Vec<StepRecord>,
     pub fault_events: Vec<FaultEventRecord>,
+    /// What the harness did to members besides faults, on the same clock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionRecord>,
     pub probes: Vec<ProbeRecord>,
     pub snapshots: Vec<SnapshotRecord>,
     pub rto: Option<Rto>,
@@ -245,12 +253,30 @@ pub struct StepRecord {
     pub detail: String,
 }
 
+/// A fault as it took effect, on the run's clock.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FaultEventRecord {
     pub at_s: f64,
     pub member: String,
     pub fault: FaultKind,
     pub role: Role,
+    /// The step that injected it (from 1); absent in reports written before 2026-12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// The scenario's fault or the harness's own action; absent in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Actor>,
+}
+
+/// A harness action that is no fault (a lost member's container and volume deleted).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ActionRecord {
+    pub at_s: f64,
+    pub seconds: f64,
+    pub member: String,
+    pub action: HarnessAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
 }
 
 /// One availability observation (an `expect` step or a restore's own probes).
@@ -273,6 +299,32 @@ pub struct SnapshotRecord {
     pub sha256: String,
     pub member: String,
     pub at_s: f64,
+    /// How far the member was behind what had been acknowledged when the step began;
+    /// absent when it had caught up (or for a backup command's file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<SnapshotLag>,
+}
+
+/// The lag of a snapshot at `revision` taken when `acked` was the last acknowledged
+/// revision; `None` when it holds all of it. `keys` counts the dataset keys it misses.
+pub fn snapshot_lag(
+    acked: i64,
+    revision: i64,
+    keys: impl FnOnce() -> usize,
+) -> Option<SnapshotLag> {
+    (revision < acked).then(|| SnapshotLag {
+        revisions: acked - revision,
+        keys: keys(),
+    })
+}
+
+/// What a snapshot is missing of what was acknowledged before it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotLag {
+    /// The last acknowledged revision minus the snapshot's revision.
+    pub revisions: i64,
+    /// Dataset keys acknowledged above the snapshot's revision.
+    pub keys: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -328,6 +380,31 @@ pub fn write_windows(from: f64, to: f64, gaps: &[(f64, f64)]) -> Vec<WriteWindow
     }
     push(at, to, true);
     out
+}
+
+/// The stretches of `from..to` without an acknowledged write, given every write
+/// acknowledged in it (by anyone: the background writer, the workload's clients; in any
+/// order): the longest stretch, and those of [`UNWRITABLE_AFTER_S`] or longer in order.
+/// Acknowledgements outside the span are ignored.
+pub fn ack_gaps(from: f64, to: f64, acks: &[f64]) -> (f64, Vec<(f64, f64)>) {
+    let mut at: Vec<f64> = acks
+        .iter()
+        .copied()
+        .filter(|a| a.is_finite() && (from..=to).contains(a))
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let mut longest = 0.0f64;
+    let mut gaps = vec![];
+    let mut last = from;
+    for a in at.into_iter().chain([to]) {
+        let d = a - last;
+        longest = longest.max(d);
+        if d >= UNWRITABLE_AFTER_S {
+            gaps.push((last, a));
+        }
+        last = a;
+    }
+    (longest, gaps)
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -398,6 +475,53 @@ mod tests {
             to_s,
             writable,
         }
+    }
+
+    /// Brute force: the longest gap is the largest distance between neighbours of the
+    /// sorted set {from, acks in range, to}, whatever order the acks come in.
+    #[test]
+    fn ack_gaps_agree_with_a_brute_force_on_random_acks() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..2000 {
+            let n = rng.random_range(0..8);
+            let acks: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..11.0)).collect();
+            let (longest, gaps) = ack_gaps(0.0, 10.0, &acks);
+            let mut pts: Vec<f64> = acks
+                .iter()
+                .copied()
+                .filter(|a| (0.0..=10.0).contains(a))
+                .collect();
+            pts.extend([0.0, 10.0]);
+            pts.sort_by(f64::total_cmp);
+            let brute = pts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+            assert!((longest - brute).abs() < 1e-9, "{acks:?}");
+            for &(a, b) in &gaps {
+                assert!(b - a >= UNWRITABLE_AFTER_S);
+                assert!(
+                    !acks.iter().any(|x| a < *x && *x < b),
+                    "an ack inside a gap: {acks:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_acknowledged_by_anyone_ends_a_gap() {
+        // The writer alone saw nothing from 3.7 to 12.2 s; the workload's 31 writes
+        // between 3.7 and 5.3 s shrink that stretch to 5.3 to 12.2 s.
+        let mut acks = vec![1.0, 2.0, 3.7];
+        acks.extend((0..31).map(|i| 3.7 + 1.6 * f64::from(i) / 30.0));
+        acks.push(12.2);
+        let (longest, gaps) = ack_gaps(0.5, 13.0, &acks);
+        assert!((longest - 6.9).abs() < 1e-9, "{longest}");
+        // 0.5-1, 1-2, 2-3.7, 5.3-12.2, 12.2-13: nothing inside 3.7-5.3 any more.
+        assert_eq!(gaps.len(), 5, "{gaps:?}");
+        assert!(
+            (gaps[3].0 - 5.3).abs() < 1e-9 && (gaps[3].1 - 12.2).abs() < 1e-9,
+            "{gaps:?}"
+        );
+        assert_eq!(ack_gaps(0.0, 4.0, &[]), (4.0, vec![(0.0, 4.0)]));
     }
 
     #[test]

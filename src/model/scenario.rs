@@ -62,9 +62,8 @@ pub struct WorkloadSection {
     #[schemars(with = "f64", range(min = 1, max = 5000))]
     pub rate: Spanned<f64>,
     /// The run's own precondition: below this achieved rate its history proves too
-    /// little, and the check fails.
-    #[serde(default)]
-    pub min_rate: f64,
+    /// little, and the check fails. Default: half the rate (0 turns the check off).
+    pub min_rate: Option<f64>,
     /// A request not answered within this is recorded with an unknown outcome.
     #[serde(default = "two_hundred_ms")]
     pub request_timeout_ms: u64,
@@ -176,11 +175,22 @@ pub struct Gates {
     /// Longest stretch without an acknowledged write while faults are injected.
     #[schemars(with = "Option<f64>")]
     pub max_write_gap_s: Option<Spanned<f64>>,
+    /// Revisions a `snapshot` step's file may be behind the last write acknowledged
+    /// before the step (the step waits up to 10 s for its member to catch up first).
+    pub max_snapshot_lag: Option<u64>,
 }
 
 /// The shortest `expect` window: etcd's default election timeout. A shorter window cannot see
 /// a cluster elect a leader, so it would report unavailability it never observed.
 pub const MIN_WINDOW_MS: u64 = 1000;
+
+impl WorkloadSection {
+    /// The achieved rate below which the run's history proves too little: what the
+    /// scenario says, else half the target — weak evidence is never accepted silently.
+    pub fn min_rate(&self) -> f64 {
+        self.min_rate.unwrap_or(*self.rate.get_ref() / 2.0)
+    }
+}
 
 /// One step. `kind` selects it; unknown fields are errors.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -117,8 +117,8 @@ fn check_workload(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
         return Err(at.invalid(w.watchers.span(), "workload.watchers", &problem, "0 to 8"));
     }
     let rate = *w.rate.get_ref();
-    if !(1.0..=5000.0).contains(&rate) || w.min_rate > rate || w.min_rate < 0.0 {
-        let problem = format!("rate {rate} with min_rate {}", w.min_rate);
+    if !(1.0..=5000.0).contains(&rate) || w.min_rate() > rate || w.min_rate() < 0.0 {
+        let problem = format!("rate {rate} with min_rate {}", w.min_rate());
         let allowed = "a rate of 1 to 5000 ops/s, and min_rate from 0 to the rate";
         return Err(at.invalid(w.rate.span(), "workload.rate", &problem, allowed));
     }

@@ -11,7 +11,7 @@ use crate::chaos::fault::Injector;
 use crate::cluster::{Cluster, Member, MemberState};
 use crate::error::{Error, Result};
 use crate::model::backup::{MemberTime, SnapshotFile};
-use crate::model::fault::{FaultKind, Target};
+use crate::model::fault::{Actor, FaultKind, Target};
 use crate::model::report::{PhaseRecord, RtoPhase};
 use crate::poll::{self, Attempt};
 
@@ -119,25 +119,32 @@ pub async fn restore(
 }
 
 /// Stops every member still up (unpausing paused ones first: a frozen process cannot be
-/// stopped gracefully); returns when the last one stopped. Members never started or lost
-/// for good have nothing to stop.
+/// stopped gracefully), all at once; returns when the last one stopped. Members never
+/// started or lost for good have nothing to stop. These are the harness's actions.
 async fn stop_survivors(cluster: &mut Cluster, injector: &mut Injector) -> Result<Instant> {
+    let was = std::mem::replace(&mut injector.actor, Actor::Harness);
+    let unpaused = unpause_all(cluster, injector).await;
+    injector.actor = was;
+    unpaused?;
+    let up: Vec<String> = cluster
+        .members
+        .iter()
+        .filter(|m| matches!(m.state, MemberState::Running | MemberState::Partitioned))
+        .map(|m| m.name.clone())
+        .collect();
+    injector.stop_all(cluster, &up).await?;
+    Ok(Instant::now())
+}
+
+async fn unpause_all(cluster: &mut Cluster, injector: &mut Injector) -> Result<()> {
     for m in cluster.members.clone() {
         if m.state == MemberState::Paused {
             injector
                 .inject(cluster, FaultKind::Unpause, &Target::Member(m.index))
                 .await?;
         }
-        if matches!(
-            m.state,
-            MemberState::Running | MemberState::Partitioned | MemberState::Paused
-        ) {
-            injector
-                .inject(cluster, FaultKind::Stop, &Target::Member(m.index))
-                .await?;
-        }
     }
-    Ok(Instant::now())
+    Ok(())
 }
 
 /// The cluster ID, read from a member that answers: a restore must change it.

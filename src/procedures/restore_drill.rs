@@ -2,7 +2,7 @@
 //! disaster → [`recover::restore`] every member from the same snapshot under a new token →
 //! verify, with the RTO split into phases and the RPO counted.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bollard::Docker;
 
@@ -10,7 +10,7 @@ use super::recover::{self, RestorePlan, Stopwatch, cluster_id};
 use crate::backup::dataset::{self, AckLog, Dataset};
 use crate::backup::ledger::Ledger;
 use crate::backup::record::{Backup, record_backup};
-use crate::backup::snapshot::{self, RestoreOptions};
+use crate::backup::snapshot::{self, CATCH_UP, RestoreOptions};
 use crate::backup::verify::{self, Expected, Verification};
 use crate::chaos::fault::Injector;
 use crate::cluster::image::{EtcdImage, Line};
@@ -20,7 +20,6 @@ use crate::model::backup::{Disaster, MemberTime, RestoreDrillReport, SnapshotFil
 use crate::model::fault::{FaultKind, Target};
 use crate::model::report::{PhaseRecord, RtoPhase, Verdict};
 use crate::model::table::majority;
-use crate::poll::{self, Attempt};
 
 #[derive(Debug, Clone)]
 pub struct RestoreDrillOptions {
@@ -130,7 +129,7 @@ async fn load_and_back_up(
         Err(_) => leader.clone(),
     };
     let sm = cluster.member(&saved_from).expect("resolved").clone();
-    caught_up(cluster, &sm, acks.max_revision()).await;
+    snapshot::caught_up(cluster, &sm, acks.max_revision(), CATCH_UP).await;
     let snap = snapshot::save(cluster, &sm, &cluster.run_dir.join("snapshots")).await?;
     let backup = record_backup(cluster, snap, false, 0).await?;
     let after = ds.keys..ds.keys + opts.post_snapshot_writes;
@@ -142,32 +141,6 @@ async fn load_and_back_up(
         loaded: ds.keys + opts.post_snapshot_writes,
         old_cluster_id: cluster_id(cluster).await?,
     })
-}
-
-/// Waits (up to 10 s) until `m` has applied `revision`: a follower's snapshot is its own
-/// state, and on a loaded machine a follower was seen to lag the whole dataset behind, so
-/// the backup held none of it and the drill verified 0 keys. A member that does not catch
-/// up is snapshotted anyway: the backup is then older, and the RPO says so.
-async fn caught_up(cluster: &Cluster, m: &crate::cluster::Member, revision: i64) {
-    let Ok(c) = cluster.client(m).await else {
-        return;
-    };
-    let opts = etcd_client::GetOptions::new().with_serializable();
-    let _ = poll::until(Duration::from_secs(10), Duration::from_millis(50), || {
-        let (mut c, opts) = (c.clone(), opts.clone());
-        async move {
-            let rev = c
-                .get("/", Some(opts))
-                .await
-                .ok()
-                .and_then(|r| r.header().map(|h| h.revision()));
-            match rev {
-                Some(r) if r >= revision => Attempt::Ready(()),
-                r => Attempt::NotYet(r),
-            }
-        }
-    })
-    .await;
 }
 
 /// Everything the restore drill does, in order.

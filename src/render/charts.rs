@@ -35,6 +35,10 @@ pub(super) fn timeline_axis(r: &DrillReport) -> Axis {
 /// stamped by the wall clock when the fault took effect and steps by the run's monotonic
 /// clock, so a step's span is widened by a quarter second to hold its own events.
 pub(super) fn injected(r: &DrillReport, f: &FaultEventRecord) -> bool {
+    if let Some(by) = f.by {
+        return by == crate::model::fault::Actor::Scenario;
+    }
+    // Reports from before events said who made them: tell by the step around them.
     let at = fin(f.at_s);
     let during = |s: &&crate::model::report::StepRecord| {
         let start = fin(s.start_s);

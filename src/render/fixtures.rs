@@ -159,18 +159,23 @@ pub(crate) fn fixture() -> DrillReport {
                 "write acknowledged",
             ),
         ],
+        actions: vec![],
         fault_events: vec![
             FaultEventRecord {
                 at_s: 4.20,
                 member: "etcd-2".into(),
                 fault: word("permanent"),
                 role: word("follower"),
+                step: None,
+                by: None,
             },
             FaultEventRecord {
                 at_s: 4.90,
                 member: "etcd-3".into(),
                 fault: word("permanent"),
                 role: word("leader"),
+                step: None,
+                by: None,
             },
             // The restore stopping the survivor: the harness's own action, not a fault.
             FaultEventRecord {
@@ -178,6 +183,8 @@ pub(crate) fn fixture() -> DrillReport {
                 member: "etcd-1".into(),
                 fault: word("stop"),
                 role: word("follower"),
+                step: None,
+                by: None,
             },
         ],
         history: vec![],
@@ -209,6 +216,7 @@ pub(crate) fn fixture() -> DrillReport {
             sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
             member: "etcd-1".into(),
             at_s: 2.50,
+            lag: None,
         }],
         rto: Some(Rto {
             start_s: Some(8.55),
@@ -293,6 +301,7 @@ pub(crate) fn table_fixture() -> DrillReport {
             "1 cell disagrees",
         )],
         fault_events: vec![],
+        actions: vec![],
         probes: vec![],
         write_windows: vec![],
         snapshots: vec![],

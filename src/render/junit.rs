@@ -5,7 +5,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{gate_actual, gate_value, one_line};
-use crate::model::report::{CheckRecord, DrillReport, GateResult};
+use crate::model::report::{CheckRecord, DrillReport, GateResult, Verdict};
 
 /// JUnit XML: one suite named after the scenario, one test case per check
 /// (`step<N> <check>`) and per gate (`gate <name>`), and a `run` case when the run stopped
@@ -30,7 +30,8 @@ pub fn junit_xml(r: &DrillReport) -> Result<String, String> {
     for c in &r.checks {
         suite.add_test_case(check_case(r, c));
     }
-    for g in &r.gates {
+    // An interrupted run measured nothing to hold its gates to: one error, not failures.
+    for g in r.gates.iter().filter(|_| r.verdict != Verdict::Interrupted) {
         suite.add_test_case(gate_case(r, g));
     }
     if let Some(tc) = run_case(r) {
@@ -54,7 +55,14 @@ fn check_case(r: &DrillReport, c: &CheckRecord) -> TestCase {
             .set_description(c.detail.as_str());
         st
     };
-    let mut tc = TestCase::new(format!("step{} {}", c.step, c.name), status);
+    // The workload's checks judge the whole run up to the step that stopped it (a restore
+    // or a verify), not that step: filing them under it would blame the restore.
+    let name = if c.name.starts_with("workload-") {
+        format!("workload {}", c.name)
+    } else {
+        format!("step{} {}", c.step, c.name)
+    };
+    let mut tc = TestCase::new(name, status);
     tc.set_classname(r.scenario.as_str());
     if let Some(s) = c.seconds {
         tc.set_time(Duration::from_secs_f64(s.max(0.0)));
@@ -86,6 +94,13 @@ fn run_case(r: &DrillReport) -> Option<TestCase> {
     let unexplained_fail =
         !r.passed() && r.checks.iter().all(|c| c.passed) && r.gates.iter().all(|g| g.passed);
     let st = match &r.error {
+        _ if r.verdict == Verdict::Interrupted => {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+            let why = r.error.as_deref().unwrap_or("interrupted by a signal");
+            st.set_message(format!("interrupted before it finished: {}", one_line(why)))
+                .set_type("interrupted");
+            st
+        }
         Some(err) => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
             st.set_message(one_line(err))
@@ -229,5 +244,18 @@ mod tests {
         let (tests, failures, errors, names) = junit_counts(&junit_xml(&r).unwrap());
         assert_eq!((tests, failures, errors), (10, 1, 0));
         assert_eq!(names.last().map(String::as_str), Some("run"));
+    }
+
+    #[test]
+    fn an_interrupted_run_is_one_error_and_no_gate_failures() {
+        let mut r = fixture();
+        r.verdict = Verdict::Interrupted;
+        r.error = Some("interrupted by a signal".into());
+        let xml = junit_xml(&r).unwrap();
+        let (tests, _, errors, names) = junit_counts(&xml);
+        assert_eq!(errors, 1, "{xml}");
+        assert_eq!(tests, r.checks.len() + 1, "{xml}");
+        assert!(!names.iter().any(|n| n.starts_with("gate ")), "{names:?}");
+        assert!(xml.contains("type=\"interrupted\""), "{xml}");
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::model::compare::merged_phases;
 use crate::model::expect::BackupFacts;
-use crate::model::report::{DrillReport, Gate, GateResult, Rpo, Rto, RtoPhase};
+use crate::model::report::{DrillReport, Gate, GateResult, Rpo, Rto, RtoPhase, Verdict};
 
 /// A label value escaped for the text exposition format.
 fn prom_label(v: &str) -> String {
@@ -43,7 +43,22 @@ fn prom_family(out: &mut String, name: &str, help: &str) {
 pub fn metrics_prom(r: &DrillReport) -> String {
     let sc = prom_label(&r.scenario);
     let mut out = String::new();
-
+    prom_family(
+        &mut out,
+        "etcd_drill_interrupted",
+        "1 if the scenario's last run was interrupted (Ctrl-C, SIGTERM) before it finished: it has no verdict.",
+    );
+    let _ = writeln!(
+        out,
+        "etcd_drill_interrupted{{scenario=\"{sc}\"}} {}",
+        u8::from(r.verdict == Verdict::Interrupted)
+    );
+    if r.verdict == Verdict::Interrupted {
+        // A cancelled run proves nothing either way: no verdict series, so an alert on
+        // `etcd_drill_verdict == 0` does not fire, and no last-run timestamp, so an alert
+        // on no completed run in 26 h still can.
+        return out;
+    }
     prom_family(
         &mut out,
         "etcd_drill_verdict",
@@ -68,7 +83,7 @@ pub fn metrics_prom(r: &DrillReport) -> String {
     prom_family(
         &mut out,
         "etcd_drill_last_run_timestamp_seconds",
-        "When the scenario's last run finished, in seconds since the Unix epoch.",
+        "When the scenario's last completed run finished, in seconds since the Unix epoch.",
     );
     let _ = writeln!(
         out,
@@ -281,8 +296,9 @@ mod tests {
             assert!(prom_line_ok(line), "bad sample line: {line:?}");
             samples += 1;
         }
-        // verdict + rto + 7 phases + 2 rpo + 5 gates + timestamp
-        assert_eq!(samples, 17, "{text}");
+        // interrupted + verdict + rto + 7 phases + 2 rpo + 5 gates + timestamp
+        assert_eq!(samples, 18, "{text}");
+        assert!(text.contains("etcd_drill_interrupted{scenario=\"restore-3-quorum-loss\"} 0\n"));
         assert!(text.contains("etcd_drill_verdict{scenario=\"restore-3-quorum-loss\"} 0\n"));
         assert!(text.contains("etcd_drill_last_run_timestamp_seconds{scenario=\"restore-3-quorum-loss\"} 1718000025.320\n"));
         for family in [
@@ -302,6 +318,29 @@ mod tests {
             );
         }
         insta::assert_snapshot!("metrics_prom", text);
+    }
+
+    /// A cancelled run must not look like a failed drill to the alert in docs/ci.md
+    /// (`etcd_drill_verdict == 0`), nor like a completed run to a staleness alert.
+    #[test]
+    fn an_interrupted_run_has_no_verdict_series_only_its_interruption() {
+        let mut r = fixture();
+        r.verdict = Verdict::Interrupted;
+        let text = metrics_prom(&r);
+        assert!(
+            text.contains("etcd_drill_interrupted{scenario=\"restore-3-quorum-loss\"} 1\n"),
+            "{text}"
+        );
+        for absent in [
+            "etcd_drill_verdict",
+            "etcd_drill_last_run_timestamp_seconds",
+            "etcd_drill_gate_passed",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(prom_line_ok(line), "{line:?}");
+        }
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub fn restore_drill_text(r: &RestoreDrillReport) -> String {
         s.push_str(&format!("  {:<18} {:>7.2}s\n", p.name, p.seconds));
     }
     for p in &r.restore_per_member {
-        s.push_str(&format!("    restore {:<9} {:>7.2}s\n", p.name, p.seconds));
+        s.push_str(&format!("    restore {:<8} {:>7.2}s\n", p.name, p.seconds));
     }
     for c in &r.checks {
         s.push_str(&format!(
@@ -208,7 +208,7 @@ pub fn snapshot_check_text(r: &SnapshotCheckReport) -> String {
         );
     }
     if let Some(age) = b.age_s {
-        let _ = writeln!(s, "  taken {:.1} h ago", age / 3600.0);
+        let _ = writeln!(s, "  taken {} ago", crate::model::expect::human(age));
     }
     let from = match b.quota_from {
         QuotaFrom::Snapshot => "sized from the snapshot",

@@ -43,11 +43,21 @@ pub async fn assert_no_leftovers(docker: &Docker, cluster: &str) {
 /// `etcd-drill drill FILE --report-dir REPORTS` through the binary, as a user runs it:
 /// the exit code and everything it printed.
 pub fn run_drill(file: &std::path::Path, reports: &std::path::Path) -> (i32, String) {
+    run_drill_with(file, reports, &[])
+}
+
+/// `etcd-drill drill FILE --report-dir REPORTS ARGS…`: exit code and all output.
+pub fn run_drill_with(
+    file: &std::path::Path,
+    reports: &std::path::Path,
+    args: &[&str],
+) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_etcd-drill"))
         .arg("drill")
         .arg(file)
         .arg("--report-dir")
         .arg(reports)
+        .args(args)
         .output()
         .unwrap();
     let text = format!(
