@@ -219,6 +219,14 @@ impl Cluster {
                     }]),
                 )])),
                 network_mode: Some(self.network.clone()),
+                // Docker's DNS answers member names itself and forwards every other name
+                // to the host's resolvers. A member lost for good is such a name, and its
+                // peers ask for it again and again: forwarded off this machine, each lookup
+                // hung for seconds and the survivors stopped answering clients (writes
+                // through two of three survivors of a 5-member cluster timed out for 5 s+,
+                // while a `kill` that keeps the name left them writable). A resolver on the
+                // container's own loopback refuses at once, and no query leaves the host.
+                dns: Some(vec!["127.0.0.1".into()]),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
