@@ -670,7 +670,8 @@ kind = "verify"
         for (what, src) in cases {
             let e = err(&src);
             assert!(
-                e.starts_with("invalid input: scenarios/bad.toml:"),
+                e.starts_with("invalid input: scenarios/bad.toml:")
+                    || e.contains(" problems in scenarios/bad.toml:\n  scenarios/bad.toml:"),
                 "{what}: {e}"
             );
             all.push_str(&format!("{what}:\n  {e}\n"));
@@ -709,6 +710,34 @@ kind = "verify"
             "kind = \"verify\"\n[[steps]]\nkind = \"fault\"\nfault = \"permanent\"\ntarget = \"count:5\"",
         );
         parse("ok.toml", &again.replace("kind = \"load\"", LOSE_TWO)).expect("restored");
+    }
+
+    #[test]
+    fn every_problem_is_reported_once_and_not_what_follows_from_it() {
+        let src = format!(
+            "{}\n[gates]\nmax_rto_s = -3\n",
+            GOOD.replace(
+                "kind = \"load\"",
+                "kind = \"fault\"\nfault = \"stop\"\ntarget = \"count:5\"\n[[steps]]\nkind = \"fault\"\nfault = \"wipe-data\"\ntarget = \"count:1\"",
+            )
+        );
+        let e = err(&src);
+        assert!(
+            e.starts_with("invalid input: 2 problems in scenarios/bad.toml:\n"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\n  scenarios/bad.toml:23:13: gates.max_rto_s: -3"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\n  scenarios/bad.toml:8:10: step 1 (fault stop).target: count:5"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("wipe-data"),
+            "the stop refused, no wipe is judged: {e}"
+        );
     }
 
     #[test]

@@ -74,13 +74,32 @@ impl Source<'_> {
     }
 }
 
+/// Every problem of the scenario at once, so one `validate` shows them all: the first of
+/// each section and of each step.
 pub(super) fn check(path: &str, src: &str, s: &Scenario) -> Result<(), Invalid> {
     let at = Source { path, src };
-    check_header(at, s)?;
-    check_gates(at, s)?;
-    check_workload(at, s)?;
-    check_steps(at, s)?;
-    check_restores_are_verified(at, s)
+    let header = check_header(at, s);
+    let header_ok = header.is_ok();
+    let mut problems: Vec<Invalid> = [header, check_gates(at, s), check_workload(at, s)]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    problems.extend(check_steps(at, s, header_ok));
+    problems.extend(check_restores_are_verified(at, s).err());
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        n => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("  {}", message(p)))
+                .collect();
+            Err(Invalid::Input(format!(
+                "{n} problems in {path}:\n{}",
+                lines.join("\n")
+            )))
+        }
+    }
 }
 
 fn check_header(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
@@ -175,24 +194,35 @@ struct Roster {
     snapshots: Vec<Option<String>>,
 }
 
-fn check_steps(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+/// The first problem of each step. Once a step is refused the walk no longer knows what
+/// the run would see, and stops judging members (until a restore names them), so one
+/// mistake is not reported again at every step after it.
+fn check_steps(at: Source<'_>, s: &Scenario, size_ok: bool) -> Vec<Invalid> {
     if s.steps.is_empty() {
-        return Err(at.invalid(0..0, "steps", "no steps", "at least one [[steps]] table"));
+        let allowed = "at least one [[steps]] table";
+        return vec![at.invalid(0..0, "steps", "no steps", allowed)];
     }
     let line = Line::parse(s.cluster.version.get_ref()).ok();
     let mut roster = Roster {
         walk: Walk::new(*s.cluster.size.get_ref()),
         snapshots: vec![],
     };
+    if !size_ok {
+        roster.walk.forget();
+    }
+    let mut problems = vec![];
     for (i, step) in s.steps.iter().enumerate() {
         let at = StepAt {
             src: at,
             span: step.span(),
             field: step_name(i, step.get_ref()),
         };
-        check_step(&at, step.get_ref(), &mut roster, line)?;
+        if let Err(e) = check_step(&at, step.get_ref(), &mut roster, line) {
+            problems.push(e);
+            roster.walk.forget();
+        }
     }
-    Ok(())
+    problems
 }
 
 /// A step as messages name it: numbered from 1 as the console counts, with its kind (and a
@@ -242,13 +272,15 @@ fn check_step(
             let problem = format!("{seconds} is not a duration");
             Err(at.bad(".seconds", &problem, "a number of seconds >= 0"))
         }
-        Step::Expect { .. } => check_expect(at, step, roster.walk.members().len()),
+        Step::Expect { .. } => check_expect(at, step, roster.walk.members().map(<[_]>::len)),
         Step::Snapshot {
             name,
             from,
             command,
             timeout_s,
         } => {
+            // Recorded first: a later restore of it is not refused for this step's mistake.
+            roster.snapshots.push(name.clone());
             if let Some(t) = from {
                 let target = parse_target(at, ".from", t)?;
                 let walk = &roster.walk;
@@ -264,9 +296,7 @@ fn check_step(
                     "one of from (etcd-drill saves the snapshot) or command (yours does)",
                 ));
             }
-            check_command(at, command.as_deref(), *timeout_s)?;
-            roster.snapshots.push(name.clone());
-            Ok(())
+            check_command(at, command.as_deref(), *timeout_s)
         }
         Step::Exec { command, timeout_s } => check_command(at, Some(command), *timeout_s),
         Step::Fault { fault, target } => {
@@ -381,7 +411,8 @@ fn check_command(
     Ok(())
 }
 
-fn check_expect(at: &StepAt<'_>, step: &Step, members: usize) -> Result<(), Invalid> {
+/// `members`: how many the cluster has at this step, when the walk knows.
+fn check_expect(at: &StepAt<'_>, step: &Step, members: Option<usize>) -> Result<(), Invalid> {
     let Step::Expect {
         writable,
         leader,
@@ -411,6 +442,9 @@ fn check_expect(at: &StepAt<'_>, step: &Step, members: usize) -> Result<(), Inva
         );
         return Err(at.bad(".window_ms", &problem, &format!("{MIN_WINDOW_MS} or more")));
     }
+    let Some(members) = members else {
+        return Ok(());
+    };
     for n in [serializable_readers, members_answering]
         .into_iter()
         .flatten()

@@ -27,6 +27,8 @@ pub struct Walk {
     /// Every combination of states the steps so far can leave, a state per member; `None`
     /// once there were too many to follow.
     worlds: Option<BTreeSet<Vec<MemberState>>>,
+    /// False after `forget`: not even the member set is known.
+    known: bool,
 }
 
 type Worlds = Option<BTreeSet<Vec<MemberState>>>;
@@ -41,12 +43,20 @@ impl Walk {
         Walk {
             members,
             worlds: Some(BTreeSet::from([all_running])),
+            known: true,
         }
     }
 
-    /// The member indices, in the cluster's order.
-    pub fn members(&self) -> &[usize] {
-        &self.members
+    /// Stops judging: after a step the walk could not follow (one refused), what the run
+    /// would see is not known until a restore names the members again.
+    pub fn forget(&mut self) {
+        self.known = false;
+        self.worlds = None;
+    }
+
+    /// The member indices, in the cluster's order, when known.
+    pub fn members(&self) -> Option<&[usize]> {
+        self.known.then_some(self.members.as_slice())
     }
 
     /// A fault step: refused when no choice of victims can succeed.
@@ -75,12 +85,19 @@ impl Walk {
 
     /// A restore starts `members` (default: the current ones) afresh, all running.
     pub fn restore(&mut self, members: Option<Vec<usize>>) {
-        *self = Walk::restored(members.unwrap_or_else(|| self.members.clone()));
+        match members {
+            Some(m) => *self = Walk::restored(m),
+            None if self.known => *self = Walk::restored(self.members.clone()),
+            None => {}
+        }
     }
 
     /// etcd's reconfiguration: `lost` leaves, `etcd-<highest index + 1>` joins, running. It
     /// reconfigures through another running member, so it needs one.
     pub fn replace(&mut self, lost: usize) -> Result<(), Refusal> {
+        if !self.known {
+            return Ok(());
+        }
         let Some(p) = self.members.iter().position(|m| *m == lost) else {
             return Err(self.not_a_member("etcd-", lost));
         };
@@ -125,6 +142,9 @@ impl Walk {
 
     /// The worlds after a fault of `kind` at `target`, or why it fails in every one.
     fn branch(&self, kind: FaultKind, target: &Target) -> Result<Worlds, Refusal> {
+        if !self.known {
+            return Ok(None);
+        }
         let n = self.members.len();
         match target {
             Target::Count(k) if *k == 0 || *k > n => {
