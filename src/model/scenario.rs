@@ -720,14 +720,23 @@ kind = "verify"
                 "kind = \"load\"",
                 "kind = \"fault\"\nfault = \"stop\"\ntarget = \"count:5\"\n[[steps]]\nkind = \"fault\"\nfault = \"wipe-data\"\ntarget = \"count:1\"",
             )
+            .replace(
+                "kind = \"verify\"",
+                "kind = \"verify\"\n[[steps]]\nkind = \"fault\"\nfault = \"wipe-data\"",
+            )
         );
         let e = err(&src);
         assert!(
-            e.starts_with("invalid input: 2 problems in scenarios/bad.toml:\n"),
+            e.starts_with("invalid input: 3 problems in scenarios/bad.toml:\n"),
+            "{e}"
+        );
+        // The restore makes the members known again: every one running, none to wipe.
+        assert!(
+            e.contains("step 6 (fault wipe-data).target: no member can be down"),
             "{e}"
         );
         assert!(
-            e.contains("\n  scenarios/bad.toml:23:13: gates.max_rto_s: -3"),
+            e.contains("\n  scenarios/bad.toml:26:13: gates.max_rto_s: -3"),
             "{e}"
         );
         assert!(
@@ -735,8 +744,8 @@ kind = "verify"
             "{e}"
         );
         assert!(
-            !e.contains("wipe-data"),
-            "the stop refused, no wipe is judged: {e}"
+            !e.contains("step 2"),
+            "the stop refused, its wipe is not judged: {e}"
         );
     }
 

@@ -49,6 +49,17 @@ pub(super) fn key_in(src: &str, region: Range<usize>, key: &str) -> Option<(usiz
     None
 }
 
+/// The line and column a refusal of `path` begins with (`path:line:column: …`).
+fn position(path: &str, refusal: &str) -> (usize, usize) {
+    let mut numbers = refusal
+        .strip_prefix(path)
+        .unwrap_or_default()
+        .split(':')
+        .skip(1)
+        .map(|n| n.parse().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
+}
+
 /// The text being validated, to locate refusals in.
 #[derive(Clone, Copy)]
 struct Source<'a> {
@@ -86,6 +97,8 @@ pub(super) fn check(path: &str, src: &str, s: &Scenario) -> Result<(), Invalid> 
         .collect();
     problems.extend(check_steps(at, s, header_ok));
     problems.extend(check_restores_are_verified(at, s).err());
+    // In the order they stand in the file, as an editor walks them.
+    problems.sort_by_key(|p| position(path, &message(p)));
     match problems.len() {
         0 => Ok(()),
         1 => Err(problems.remove(0)),
@@ -194,9 +207,9 @@ struct Roster {
     snapshots: Vec<Option<String>>,
 }
 
-/// The first problem of each step. Once a step is refused the walk no longer knows what
-/// the run would see, and stops judging members (until a restore names them), so one
-/// mistake is not reported again at every step after it.
+/// The first problem of each step. Once a step that changes the members is refused the
+/// walk no longer knows what the run would see, and stops judging members (until a restore
+/// names them), so one mistake is not reported again at every step after it.
 fn check_steps(at: Source<'_>, s: &Scenario, size_ok: bool) -> Vec<Invalid> {
     if s.steps.is_empty() {
         let allowed = "at least one [[steps]] table";
@@ -219,7 +232,11 @@ fn check_steps(at: Source<'_>, s: &Scenario, size_ok: bool) -> Vec<Invalid> {
         };
         if let Err(e) = check_step(&at, step.get_ref(), &mut roster, line) {
             problems.push(e);
-            roster.walk.forget();
+            match step.get_ref() {
+                Step::Fault { .. } => roster.walk.forget_states(),
+                Step::Restore { .. } | Step::ReplaceMember { .. } => roster.walk.forget(),
+                _ => {}
+            }
         }
     }
     problems

@@ -47,8 +47,14 @@ impl Walk {
         }
     }
 
-    /// Stops judging: after a step the walk could not follow (one refused), what the run
-    /// would see is not known until a restore names the members again.
+    /// Stops judging states: after a fault the walk could not follow (one refused), what
+    /// the run would see is not known until a restore. The member set still is.
+    pub fn forget_states(&mut self) {
+        self.worlds = None;
+    }
+
+    /// Stops judging members too, after a refused change of the member set, until a restore
+    /// names them.
     pub fn forget(&mut self) {
         self.known = false;
         self.worlds = None;

@@ -180,74 +180,118 @@ fn the_last_step_of_many_random_choices_is_judged_in_every_world() {
     assert!(!accepted(&w, Unpause, "count:3"));
 }
 
-/// A run as `chaos` would make it: concrete states, victims drawn among the eligible, the
-/// leader some member that answers. Every step it can take must be one the walk accepts.
-#[test]
-fn the_walk_never_refuses_a_step_a_run_could_take() {
-    let targets = ["leader", "follower", "random", "member", "count"];
-    for seed in 0..300 {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let size = rng.random_range(1..=9);
-        let mut members: Vec<(usize, MemberState)> =
-            (1..=size).map(|i| (i, MemberState::Running)).collect();
-        let mut walk = Walk::new(size);
-        for _ in 0..12 {
-            match rng.random_range(0..10) {
-                0 => {
-                    walk.heal();
-                    for m in members.iter_mut().filter(|m| m.1 != MemberState::Gone) {
-                        m.1 = MemberState::Running;
-                    }
-                    continue;
-                }
-                1 => {
-                    walk.restore(None);
-                    members.iter_mut().for_each(|m| m.1 = MemberState::Running);
-                    continue;
-                }
-                _ => {}
+/// A run as `chaos` and `cluster` would make it: concrete states, victims drawn among the
+/// eligible, the leader some member that answers.
+struct Run {
+    members: Vec<(usize, MemberState)>,
+}
+
+impl Run {
+    fn heal(&mut self) {
+        for m in self.members.iter_mut().filter(|m| m.1 != MemberState::Gone) {
+            m.1 = MemberState::Running;
+        }
+    }
+
+    /// A member replaced through another running one, if the run can: the one it replaced.
+    fn replace(&mut self, rng: &mut StdRng) -> Option<usize> {
+        let running = |p: usize| self.members[p].1 == MemberState::Running;
+        let n = self.members.len();
+        let lost = (0..n)
+            .filter(|p| (0..n).any(|q| q != *p && running(q)))
+            .choose(rng)?;
+        let next = self.members.iter().map(|m| m.0).max().unwrap_or(0) + 1;
+        let (index, _) = self.members.remove(lost);
+        self.members.push((next, MemberState::Running));
+        Some(index)
+    }
+
+    /// A fault of `kind` the run can carry out: its target, and the victims chosen.
+    fn fault(&self, kind: FaultKind, rng: &mut StdRng) -> Option<(String, Vec<usize>)> {
+        let n = self.members.len();
+        let eligible: Vec<usize> = (0..n)
+            .filter(|p| kind.may_hit(self.members[*p].1))
+            .collect();
+        let leader = (0..n)
+            .filter(|p| self.members[*p].1 == MemberState::Running)
+            .choose(rng);
+        match rng.random_range(0..5) {
+            0 => Some(("leader".into(), vec![leader?])),
+            1 => {
+                leader?;
+                let f = eligible.iter().filter(|p| Some(**p) != leader);
+                Some(("follower".into(), vec![*f.choose(rng)?]))
             }
-            let kind = *FaultKind::ALL.choose(&mut rng).unwrap();
-            let eligible: Vec<usize> = (0..members.len())
-                .filter(|p| kind.may_hit(members[*p].1))
-                .collect();
-            let leader = (0..members.len())
-                .filter(|p| members[*p].1 == MemberState::Running)
-                .choose(&mut rng);
-            let (target, victims) = match *targets.choose(&mut rng).unwrap() {
-                "leader" => match leader {
-                    Some(l) => ("leader".to_string(), vec![l]),
-                    None => continue,
-                },
-                "follower" => {
-                    let f = eligible.iter().filter(|p| Some(**p) != leader);
-                    match (leader, f.copied().choose(&mut rng)) {
-                        (Some(_), Some(f)) => ("follower".into(), vec![f]),
-                        _ => continue,
-                    }
-                }
-                "random" => match eligible.choose(&mut rng) {
-                    Some(p) => ("random".into(), vec![*p]),
-                    None => continue,
-                },
-                "member" => match eligible.choose(&mut rng) {
-                    Some(p) => (format!("member:{}", members[*p].0), vec![*p]),
-                    None => continue,
-                },
-                _ if eligible.is_empty() => continue,
-                _ => {
-                    let k = rng.random_range(1..=eligible.len());
-                    let picked = eligible.sample(&mut rng, k).copied().collect();
-                    (format!("count:{k}"), picked)
-                }
-            };
-            walk.fault(kind, &t(&target))
-                .unwrap_or_else(|r| panic!("seed {seed}: {kind} {target} refused: {r:?}"));
-            for v in victims {
-                members[v].1 = leaves(kind);
+            2 => Some(("random".into(), vec![*eligible.choose(rng)?])),
+            3 => {
+                let p = *eligible.choose(rng)?;
+                Some((format!("member:{}", self.members[p].0), vec![p]))
+            }
+            _ if eligible.is_empty() => None,
+            _ => {
+                let k = rng.random_range(1..=eligible.len());
+                let picked = eligible.sample(rng, k).copied().collect();
+                Some((format!("count:{k}"), picked))
             }
         }
     }
+}
+
+/// Every step a run can take is one the walk accepts, whatever victims it drew.
+#[test]
+fn the_walk_never_refuses_a_step_a_run_could_take() {
+    let mut followed = 0;
+    for seed in 0..200 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let size = rng.random_range(1..=9);
+        let mut run = Run {
+            members: (1..=size).map(|i| (i, MemberState::Running)).collect(),
+        };
+        let mut walk = Walk::new(size);
+        for _ in 0..12 {
+            match rng.random_range(0..12) {
+                0 => {
+                    walk.heal();
+                    run.heal();
+                }
+                1 => {
+                    let names: Vec<usize> = run.members.iter().map(|m| m.0).collect();
+                    walk.restore(Some(names.clone()));
+                    run.members = names
+                        .into_iter()
+                        .map(|i| (i, MemberState::Running))
+                        .collect();
+                }
+                2 => {
+                    if let Some(lost) = run.replace(&mut rng) {
+                        walk.replace(lost)
+                            .unwrap_or_else(|r| panic!("seed {seed}: replace {lost}: {r:?}"));
+                    }
+                }
+                _ => {
+                    let kind = *FaultKind::ALL.choose(&mut rng).unwrap();
+                    let Some((target, victims)) = run.fault(kind, &mut rng) else {
+                        continue;
+                    };
+                    walk.fault(kind, &t(&target))
+                        .unwrap_or_else(|r| panic!("seed {seed}: {kind} {target}: {r:?}"));
+                    for v in victims {
+                        run.members[v].1 = leaves(kind);
+                    }
+                }
+            }
+            assert_eq!(
+                walk.members(),
+                Some(&run.members.iter().map(|m| m.0).collect::<Vec<_>>()[..])
+            );
+        }
+        followed += usize::from(walk.worlds.is_some());
+    }
+    assert!(
+        followed > 180,
+        "the walk gave up on {} runs of 200",
+        200 - followed
+    );
 }
 
 #[test]
