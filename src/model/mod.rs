@@ -17,7 +17,7 @@ pub mod scenario;
 pub mod source;
 pub mod table;
 mod validate;
-pub mod walk;
+mod walk;
 pub mod watch;
 
 /// Input the model refuses. `crate::Error` takes these over unchanged (`From`), so a

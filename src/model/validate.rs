@@ -89,13 +89,16 @@ impl Source<'_> {
 /// each section and of each step.
 pub(super) fn check(path: &str, src: &str, s: &Scenario) -> Result<(), Invalid> {
     let at = Source { path, src };
-    let header = check_header(at, s);
-    let header_ok = header.is_ok();
-    let mut problems: Vec<Invalid> = [header, check_gates(at, s), check_workload(at, s)]
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    problems.extend(check_steps(at, s, header_ok));
+    let mut problems: Vec<Invalid> = [
+        check_header(at, s),
+        check_gates(at, s),
+        check_workload(at, s),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    let size_ok = (MIN_SIZE..=MAX_SIZE).contains(s.cluster.size.get_ref());
+    problems.extend(check_steps(at, s, size_ok));
     problems.extend(check_restores_are_verified(at, s).err());
     // In the order they stand in the file, as an editor walks them.
     problems.sort_by_key(|p| position(path, &message(p)));
