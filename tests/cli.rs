@@ -744,3 +744,45 @@ fn check_history_exit_codes_say_the_verdict() {
     let (code, _, err) = run(&["check-history", &good, "--timeout", "0"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// `validate` checks every file it is given: the good one is said to be valid, each bad one's
+/// error is printed at its field, and the command exits 2.
+#[test]
+fn validate_reports_every_bad_file_and_every_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = "[[steps]]\nkind = \"fault\"\nfault = \"permanent\"\ntarget = \"count:2\"\n[[steps]]\nkind = \"fault\"\nfault = \"permanent\"\n";
+    let write = |name: &str, last: &str| {
+        let p = dir.path().join(name);
+        let src = format!("name = \"v\"\n[cluster]\nsize = 5\n{steps}{last}\n");
+        std::fs::write(&p, src).unwrap();
+        p.display().to_string()
+    };
+    let good = write("good.toml", "target = \"count:3\"");
+    let bad1 = write("bad1.toml", "target = \"count:4\"");
+    let bad2 = dir.path().join("bad2.toml");
+    std::fs::write(
+        &bad2,
+        "name = \"v\"\n[cluster]\nsize = 3\n[[steps]]\nkind = \"expect\"\nwritable = \"no\"\n",
+    )
+    .unwrap();
+    let bad2 = bad2.display().to_string();
+    let (code, out, err) = run(&["validate", &good, &bad1, &bad2]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains(&format!("{good}: ok (2 steps, 5 members)")),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{bad1}:11:10: step 2 (fault permanent).target: count:4 but at most 3 of the 5 members can be running or partitioned here; allowed: count:1 to count:3"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{bad2}:6:12: step 1 (expect).writable: invalid type: string \"no\", expected a boolean"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("2 of 3 scenario files are invalid"), "{err}");
+}

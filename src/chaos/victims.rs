@@ -5,20 +5,9 @@
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 
-use crate::cluster::{Member, MemberState};
+use crate::cluster::Member;
 use crate::error::{Error, Result};
 use crate::model::fault::{FaultKind, Target};
-
-/// Faults that bring members back apply to members that are down; the rest to live ones.
-fn eligible(m: &Member, kind: FaultKind) -> bool {
-    match kind {
-        FaultKind::Restart => m.state != MemberState::Gone,
-        FaultKind::Unpause => m.state == MemberState::Paused,
-        FaultKind::Heal => m.state == MemberState::Partitioned,
-        FaultKind::WipeData => m.state == MemberState::Down,
-        _ => m.state.answers_clients(),
-    }
-}
 
 /// The members `target` names for a fault of `kind`. `leader` is needed (and only
 /// consulted) for `leader` and `follower`.
@@ -29,7 +18,7 @@ pub fn choose_victims(
     kind: FaultKind,
     rng: &mut StdRng,
 ) -> Result<Vec<String>> {
-    let eligible: Vec<&Member> = members.iter().filter(|m| eligible(m, kind)).collect();
+    let eligible: Vec<&Member> = members.iter().filter(|m| kind.may_hit(m.state)).collect();
     let no_leader = || Error::Failed("no member reports a leader".into());
     match target {
         Target::Member(i) => {
@@ -83,6 +72,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::cluster::MemberState;
 
     fn members(states: &[MemberState]) -> Vec<Member> {
         states

@@ -8,7 +8,7 @@ use super::Outcome;
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::model::report::{DrillReport, Verdict};
-use crate::model::scenario;
+use crate::model::scenario::{self, Loaded};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
@@ -64,11 +64,7 @@ pub(super) async fn drill(
 ) -> Result<Outcome> {
     use std::io::IsTerminal;
     // Every file is checked before anything starts.
-    let loaded: Vec<_> = args
-        .files
-        .iter()
-        .map(|f| scenario::load(f).map_err(Error::from))
-        .collect::<Result<_>>()?;
+    let loaded = load_all(&args.files, |_, _| {})?;
     if let Some(n) = args.repeat
         && !(1..=100).contains(&n)
     {
@@ -172,16 +168,47 @@ fn print_run(r: &DrillReport, dir: &Path) {
 }
 
 pub(super) fn validate(files: &[PathBuf]) -> Result<Outcome> {
-    for f in files {
-        let l = scenario::load(f)?;
+    load_all(files, |f, l| {
         println!(
             "{}: ok ({}, {})",
             f.display(),
             super::plural(l.scenario.steps.len(), "step"),
             super::plural(*l.scenario.cluster.size.get_ref(), "member")
-        );
-    }
+        )
+    })?;
     Ok(Outcome::Ok)
+}
+
+/// Loads and checks every file, so one run of `validate` (or `drill`) shows every bad file:
+/// each one's error is printed as it is found, and one error for them all ends the command.
+/// `ok` is told of each good file.
+fn load_all(files: &[PathBuf], mut ok: impl FnMut(&Path, &Loaded)) -> Result<Vec<Loaded>> {
+    if let [one] = files {
+        let l = scenario::load(one)?;
+        ok(one, &l);
+        return Ok(vec![l]);
+    }
+    let mut loaded = vec![];
+    let mut failed = 0;
+    for f in files {
+        match scenario::load(f) {
+            Ok(l) => {
+                ok(f, &l);
+                loaded.push(l);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("etcd-drill: error: {}", Error::from(e));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::InvalidInput(format!(
+            "{failed} of {} scenario files are invalid (each error is above); fix them and run again",
+            files.len()
+        )));
+    }
+    Ok(loaded)
 }
 
 pub(super) fn schema() -> Result<Outcome> {

@@ -8,6 +8,7 @@ use crate::docker;
 use crate::error::{Error, Result};
 
 pub use crate::model::etcd::{MAX_SIZE, MIN_SIZE};
+pub use crate::model::fault::MemberState;
 pub const CLIENT_PORT: u16 = 2379;
 pub const PEER_PORT: u16 = 2380;
 /// The member's volume is mounted here …
@@ -129,37 +130,6 @@ impl Member {
     pub fn set_host_port(&mut self, scheme: &str, port: u16) {
         self.host_port = port;
         self.client_url = format!("{scheme}://127.0.0.1:{port}");
-    }
-}
-
-/// A member's condition as the harness left it. Only `Running` members are expected to
-/// answer; `Partitioned` ones answer clients but cannot reach (some) peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MemberState {
-    Running,
-    Partitioned,
-    Paused,
-    /// SIGKILLed or SIGTERMed; container and data kept.
-    Down,
-    /// Container and data volume destroyed (permanent failure).
-    Gone,
-}
-
-impl MemberState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Running => "running",
-            MemberState::Partitioned => "partitioned",
-            MemberState::Paused => "paused",
-            MemberState::Down => "down",
-            MemberState::Gone => "gone",
-        }
-    }
-
-    /// Whether the member's process is up and reachable from the harness.
-    pub fn answers_clients(self) -> bool {
-        matches!(self, MemberState::Running | MemberState::Partitioned)
     }
 }
 

@@ -73,6 +73,52 @@ impl std::str::FromStr for FaultKind {
     }
 }
 
+/// A member's condition as the harness left it. Only `Running` members are expected to
+/// answer; `Partitioned` ones answer clients but cannot reach (some) peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    Running,
+    Partitioned,
+    Paused,
+    /// SIGKILLed or SIGTERMed; container and data kept.
+    Down,
+    /// Container and data volume destroyed (permanent failure).
+    Gone,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Running => "running",
+            MemberState::Partitioned => "partitioned",
+            MemberState::Paused => "paused",
+            MemberState::Down => "down",
+            MemberState::Gone => "gone",
+        }
+    }
+
+    /// Whether the member's process is up and reachable from the harness.
+    pub fn answers_clients(self) -> bool {
+        matches!(self, MemberState::Running | MemberState::Partitioned)
+    }
+}
+
+impl FaultKind {
+    /// Whether a fault of this kind may hit a member in `state`: faults that bring members
+    /// back apply to members that are down; the rest to live ones. Victim choice at run time
+    /// and `validate`'s walk of the steps both ask this, so they cannot disagree.
+    pub fn may_hit(self, state: MemberState) -> bool {
+        match self {
+            FaultKind::Restart => state != MemberState::Gone,
+            FaultKind::Unpause => state == MemberState::Paused,
+            FaultKind::Heal => state == MemberState::Partitioned,
+            FaultKind::WipeData => state == MemberState::Down,
+            _ => state.answers_clients(),
+        }
+    }
+}
+
 /// Which members a fault hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -17,6 +17,7 @@ pub mod scenario;
 pub mod source;
 pub mod table;
 mod validate;
+mod walk;
 pub mod watch;
 
 /// Input the model refuses. `crate::Error` takes these over unchanged (`From`), so a

@@ -5,6 +5,7 @@
 //! these types.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use schemars::JsonSchema;
@@ -389,68 +390,98 @@ pub struct Loaded {
 /// Parses and checks a scenario from text. `path` is only used in messages.
 pub fn parse(path: &str, src: &str) -> Result<Scenario, Invalid> {
     let s: Scenario = toml::from_str(src).map_err(|e| {
-        let at = e
-            .span()
-            .map(|sp| validate::location(path, src, error_offset(src, sp, e.message())))
-            .unwrap_or_else(|| path.to_string());
+        let (offset, step) = match e.span() {
+            Some(span) => locate(src, span, e.message()),
+            None => (None, None),
+        };
+        let at = offset.map_or_else(|| path.to_string(), |o| validate::location(path, src, o));
+        let step = step.map(|s| format!("{s}: ")).unwrap_or_default();
         // serde's words for a struct variant without fields read as a riddle.
         let message = e
             .message()
             .trim()
             .replace(", there are no fields", ": this takes none");
-        Invalid::Input(format!("{at}: {message}"))
+        Invalid::Input(format!("{at}: {step}{message}"))
     })?;
     validate::check(path, src, &s)?;
     Ok(s)
 }
 
-/// Where to point at for a parse error. toml spans an unknown field's error over its
-/// table, or for a step over the whole `[[steps]]` array, so the key's own line is found
-/// in the table (for a step: the first step that fails on its own with this message).
-fn error_offset(src: &str, span: std::ops::Range<usize>, message: &str) -> usize {
-    let field = message
+/// Where to point at for a parse error, and the step (and field) it is in when in one. toml
+/// spans an error inside a step over the whole `[[steps]]` array (a tagged enum is read from
+/// a buffer, without positions) and an unknown field's over its table, so the step that fails
+/// alone with this message is found, and in it the field's line.
+fn locate(src: &str, span: Range<usize>, message: &str) -> (Option<usize>, Option<String>) {
+    let unknown = message
         .strip_prefix("unknown field `")
         .and_then(|r| r.split('`').next());
-    let Some(field) = field else {
-        return span.start;
+    let Some((i, step)) = failing_step(src, message) else {
+        let key = unknown.and_then(|f| validate::key_in(src, span.clone(), f));
+        return (Some(key.map_or(span.start, |(k, _)| k)), None);
     };
-    let region = failing_step(src, message).unwrap_or(span.clone());
-    let mut offset = region.start;
-    for line in src
-        .get(region.clone())
-        .unwrap_or_default()
-        .split_inclusive('\n')
-    {
-        let key = line.trim_start();
-        if offset > region.start && key.starts_with('[') {
-            break;
-        }
-        let bare = key.strip_prefix(field);
-        let quoted = key.strip_prefix(&format!("\"{field}\""));
-        if bare
-            .or(quoted)
-            .is_some_and(|r| r.trim_start().starts_with('='))
-        {
-            return offset + (line.len() - key.len());
-        }
-        offset += line.len();
+    let region = step.span().start..src.len();
+    let name = raw_step_name(i, step.get_ref());
+    if let Some(f) = unknown {
+        let key = validate::key_in(src, region.clone(), f);
+        return (Some(key.map_or(region.start, |(k, _)| k)), Some(name));
     }
-    span.start
+    match culprit(step.get_ref(), message) {
+        Some(field) => {
+            let value = validate::key_in(src, region.clone(), &field);
+            let at = value.map_or(region.start, |(_, v)| v);
+            (Some(at), Some(format!("{name}.{field}")))
+        }
+        None => (Some(region.start), Some(name)),
+    }
 }
 
-/// The text from the first step that fails alone with `message` to the end of the file.
-fn failing_step(src: &str, message: &str) -> Option<std::ops::Range<usize>> {
+/// The first step that fails alone with `message`, and its number from 0.
+fn failing_step(src: &str, message: &str) -> Option<(usize, Spanned<toml::Value>)> {
     #[derive(Deserialize)]
     struct Steps {
         #[serde(default)]
-        steps: Vec<toml::Spanned<toml::Value>>,
+        steps: Vec<Spanned<toml::Value>>,
     }
     let steps = toml::from_str::<Steps>(src).ok()?.steps;
-    steps.into_iter().find_map(|st| {
-        let start = st.span().start;
-        let e = Step::deserialize(st.into_inner()).err()?;
-        (e.message() == message).then_some(start..src.len())
+    steps.into_iter().enumerate().find(|(_, st)| {
+        Step::deserialize(st.get_ref().clone()).is_err_and(|e| e.message() == message)
     })
+}
+
+/// The field of a step whose value the error is about: the one field without which the step
+/// fails otherwise (or not at all). Without `kind` every step fails otherwise, so `kind` is
+/// the culprit only when no other field is.
+fn culprit(step: &toml::Value, message: &str) -> Option<String> {
+    let table = step.as_table()?;
+    let implicated: Vec<&String> = table
+        .keys()
+        .filter(|k| {
+            let mut without = table.clone();
+            without.remove(*k);
+            Step::deserialize(toml::Value::Table(without))
+                .err()
+                .is_none_or(|e| e.message() != message)
+        })
+        .collect();
+    let others: Vec<&&String> = implicated.iter().filter(|k| k.as_str() != "kind").collect();
+    match (others.as_slice(), implicated.as_slice()) {
+        ([one], _) => Some(one.to_string()),
+        ([], [kind]) => Some(kind.to_string()),
+        _ => None,
+    }
+}
+
+/// A step that did not parse, named as `validate::step_name` names one that did.
+fn raw_step_name(i: usize, step: &toml::Value) -> String {
+    let field = |f: &str| step.get(f).and_then(|v| v.as_str());
+    let kind = field("kind").filter(|k| StepKind::deserialize(toml::Value::from(*k)).is_ok());
+    match (kind, field("fault")) {
+        (Some("fault"), Some(f)) if f.parse::<FaultKind>().is_ok() => {
+            format!("step {} (fault {f})", i + 1)
+        }
+        (Some(k), _) => format!("step {} ({k})", i + 1),
+        (None, _) => format!("step {}", i + 1),
+    }
 }
 
 /// Reads, parses and checks a scenario file.
@@ -505,6 +536,9 @@ snapshot = "s1"
 [[steps]]
 kind = "verify"
 "#;
+
+    /// Two permanent losses of members chosen at random.
+    const LOSE_TWO: &str = "kind = \"fault\"\nfault = \"permanent\"\ntarget = \"count:2\"\n";
 
     fn err(src: &str) -> String {
         parse("scenarios/bad.toml", src).unwrap_err().to_string()
@@ -610,6 +644,31 @@ kind = "verify"
                 GOOD.replace("kind = \"verify\"", "kind = \"wait\"\nseconds = 1"),
             ),
             (
+                "count beyond the members left",
+                GOOD.replace("size = 3", "size = 5").replace(
+                    "kind = \"load\"",
+                    &format!("{LOSE_TWO}[[steps]]\nkind = \"fault\"\nfault = \"permanent\"\ntarget = \"count:4\""),
+                ),
+            ),
+            (
+                "wipe-data on running members",
+                GOOD.replace(
+                    "kind = \"load\"",
+                    "kind = \"fault\"\nfault = \"wipe-data\"\ntarget = \"count:3\"",
+                ),
+            ),
+            (
+                "a member replaced",
+                GOOD.replace(
+                    "kind = \"load\"",
+                    "kind = \"replace-member\"\nmember = \"etcd-3\"\n[[steps]]\nkind = \"fault\"\nfault = \"kill\"\ntarget = \"member:3\"",
+                ),
+            ),
+            (
+                "wrong type in a step",
+                GOOD.replace("kind = \"load\"", "kind = \"expect\"\nwritable = \"no\""),
+            ),
+            (
                 "bad target",
                 GOOD.replace(
                     "kind = \"load\"",
@@ -621,12 +680,83 @@ kind = "verify"
         for (what, src) in cases {
             let e = err(&src);
             assert!(
-                e.starts_with("invalid input: scenarios/bad.toml:"),
+                e.starts_with("invalid input: scenarios/bad.toml:")
+                    || e.contains(" problems in scenarios/bad.toml:\n  scenarios/bad.toml:"),
                 "{what}: {e}"
             );
             all.push_str(&format!("{what}:\n  {e}\n"));
         }
         insta::assert_snapshot!(all);
+    }
+
+    #[test]
+    fn the_steps_are_judged_as_the_run_will_see_them() {
+        let five = GOOD.replace("size = 3", "size = 5");
+        let then = |step: &str| {
+            five.replace(
+                "kind = \"load\"",
+                &format!("{LOSE_TWO}[[steps]]\nkind = \"fault\"\n{step}"),
+            )
+        };
+        parse(
+            "ok.toml",
+            &then("fault = \"permanent\"\ntarget = \"count:3\""),
+        )
+        .expect("three members are left to lose");
+        parse("ok.toml", &then("fault = \"stop\"\ntarget = \"count:3\"\n[[steps]]\nkind = \"fault\"\nfault = \"wipe-data\"\ntarget = \"count:3\""))
+            .expect("the three stopped can be wiped");
+        let e = err(&then("fault = \"kill\"\ntarget = \"count:4\""));
+        assert!(
+            e.contains(
+                ":12:10: step 2 (fault kill).target: count:4 but at most 3 of the 5 members"
+            ),
+            "{e}"
+        );
+        let e = err(&then("fault = \"restart\"\ntarget = \"count:4\""));
+        assert!(e.contains("can be not lost for good here"), "{e}");
+        // A restore brings every member back: the five can be lost again.
+        let again = five.replace(
+            "kind = \"verify\"",
+            "kind = \"verify\"\n[[steps]]\nkind = \"fault\"\nfault = \"permanent\"\ntarget = \"count:5\"",
+        );
+        parse("ok.toml", &again.replace("kind = \"load\"", LOSE_TWO)).expect("restored");
+    }
+
+    #[test]
+    fn every_problem_is_reported_once_and_not_what_follows_from_it() {
+        let src = format!(
+            "{}\n[gates]\nmax_rto_s = -3\n",
+            GOOD.replace(
+                "kind = \"load\"",
+                "kind = \"fault\"\nfault = \"stop\"\ntarget = \"count:5\"\n[[steps]]\nkind = \"fault\"\nfault = \"wipe-data\"\ntarget = \"count:1\"",
+            )
+            .replace(
+                "kind = \"verify\"",
+                "kind = \"verify\"\n[[steps]]\nkind = \"fault\"\nfault = \"wipe-data\"",
+            )
+        );
+        let e = err(&src);
+        assert!(
+            e.starts_with("invalid input: 3 problems in scenarios/bad.toml:\n"),
+            "{e}"
+        );
+        // The restore makes the members known again: every one running, none to wipe.
+        assert!(
+            e.contains("step 6 (fault wipe-data).target: no member can be down"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\n  scenarios/bad.toml:26:13: gates.max_rto_s: -3"),
+            "{e}"
+        );
+        assert!(
+            e.contains("\n  scenarios/bad.toml:8:10: step 1 (fault stop).target: count:5"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("step 2"),
+            "the stop refused, its wipe is not judged: {e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::report::RtoPhase;
 use super::scenario::{BackupExpect, MIN_WINDOW_MS, Scenario, Step};
 use super::source::Source as BackupSource;
 use super::table::parse_sizes;
+use super::walk::{Refusal, Walk};
 
 /// `file:line:column` for a byte offset.
 pub(super) fn location(path: &str, src: &str, offset: usize) -> String {
@@ -23,6 +24,40 @@ pub(super) fn location(path: &str, src: &str, offset: usize) -> String {
         .map(|i| before.len() - i)
         .unwrap_or(before.len() + 1);
     format!("{path}:{line}:{col}")
+}
+
+/// Where `key = value` stands in the table of `region` (its header line first): the key's
+/// offset and its value's. Sub-tables and the next table end the search.
+pub(super) fn key_in(src: &str, region: Range<usize>, key: &str) -> Option<(usize, usize)> {
+    let mut offset = region.start;
+    for line in src.get(region.clone())?.split_inclusive('\n') {
+        let text = line.trim_start();
+        if offset > region.start && text.starts_with('[') {
+            return None;
+        }
+        let quoted = format!("\"{key}\"");
+        let rest = text
+            .strip_prefix(key)
+            .or_else(|| text.strip_prefix(&quoted));
+        if let Some(value) = rest.and_then(|r| r.trim_start().strip_prefix('=')) {
+            let key_at = offset + (line.len() - text.len());
+            let value_at = offset + line.len() - value.trim_start().len();
+            return Some((key_at, value_at));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The line and column a refusal of `path` begins with (`path:line:column: …`).
+fn position(path: &str, refusal: &str) -> (usize, usize) {
+    let mut numbers = refusal
+        .strip_prefix(path)
+        .unwrap_or_default()
+        .split(':')
+        .skip(1)
+        .map(|n| n.parse().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
 }
 
 /// The text being validated, to locate refusals in.
@@ -50,13 +85,37 @@ impl Source<'_> {
     }
 }
 
+/// Every problem of the scenario at once, so one `validate` shows them all: the first of
+/// each section and of each step.
 pub(super) fn check(path: &str, src: &str, s: &Scenario) -> Result<(), Invalid> {
     let at = Source { path, src };
-    check_header(at, s)?;
-    check_gates(at, s)?;
-    check_workload(at, s)?;
-    check_steps(at, s)?;
-    check_restores_are_verified(at, s)
+    let mut problems: Vec<Invalid> = [
+        check_header(at, s),
+        check_gates(at, s),
+        check_workload(at, s),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    let size_ok = (MIN_SIZE..=MAX_SIZE).contains(s.cluster.size.get_ref());
+    problems.extend(check_steps(at, s, size_ok));
+    problems.extend(check_restores_are_verified(at, s).err());
+    // In the order they stand in the file, as an editor walks them.
+    problems.sort_by_key(|p| position(path, &message(p)));
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        n => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("  {}", message(p)))
+                .collect();
+            Err(Invalid::Input(format!(
+                "{n} problems in {path}:\n{}",
+                lines.join("\n")
+            )))
+        }
+    }
 }
 
 fn check_header(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
@@ -143,50 +202,81 @@ fn check_gates(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// What exists at a point of the scenario, as the runner will have it: how many members,
-/// the highest member index so far, and the snapshots taken. A restore before any snapshot
-/// or a target beyond the cluster is refused now rather than mid-drill.
+/// What exists at a point of the scenario, as the runner will have it: the members and the
+/// states they can be in, and the snapshots taken. A restore before any snapshot or a fault
+/// no member is eligible for is refused now rather than mid-drill.
 struct Roster {
-    members: usize,
-    max_index: usize,
+    walk: Walk,
     snapshots: Vec<Option<String>>,
 }
 
-fn check_steps(at: Source<'_>, s: &Scenario) -> Result<(), Invalid> {
+/// The first problem of each step. Once a step that changes the members is refused the
+/// walk no longer knows what the run would see, and stops judging members (until a restore
+/// names them), so one mistake is not reported again at every step after it.
+fn check_steps(at: Source<'_>, s: &Scenario, size_ok: bool) -> Vec<Invalid> {
     if s.steps.is_empty() {
-        return Err(at.invalid(0..0, "steps", "no steps", "at least one [[steps]] table"));
+        let allowed = "at least one [[steps]] table";
+        return vec![at.invalid(0..0, "steps", "no steps", allowed)];
     }
-    let size = *s.cluster.size.get_ref();
     let line = Line::parse(s.cluster.version.get_ref()).ok();
     let mut roster = Roster {
-        members: size,
-        max_index: size,
+        walk: Walk::new(*s.cluster.size.get_ref()),
         snapshots: vec![],
     };
+    if !size_ok {
+        roster.walk.forget();
+    }
+    let mut problems = vec![];
     for (i, step) in s.steps.iter().enumerate() {
         let at = StepAt {
             src: at,
             span: step.span(),
-            field: format!("steps[{i}] ({})", step.get_ref().kind()),
+            field: step_name(i, step.get_ref()),
         };
-        check_step(&at, step.get_ref(), &mut roster, line)?;
+        if let Err(e) = check_step(&at, step.get_ref(), &mut roster, line) {
+            problems.push(e);
+            match step.get_ref() {
+                Step::Fault { .. } => roster.walk.forget_states(),
+                Step::Restore { .. } | Step::ReplaceMember { .. } => roster.walk.forget(),
+                _ => {}
+            }
+        }
     }
-    Ok(())
+    problems
+}
+
+/// A step as messages name it: numbered from 1 as the console counts, with its kind (and a
+/// fault's kind), e.g. `step 5 (fault permanent)`.
+pub(super) fn step_name(i: usize, step: &Step) -> String {
+    match step {
+        Step::Fault { fault, .. } => format!("step {} (fault {fault})", i + 1),
+        _ => format!("step {} ({})", i + 1, step.kind()),
+    }
 }
 
 /// One step's place in the text, and its field name for messages.
 struct StepAt<'a> {
     src: Source<'a>,
+    /// toml's span of a `[[steps]]` table: its header only, so fields are looked for after it.
     span: Range<usize>,
     field: String,
 }
 
 impl StepAt<'_> {
-    /// A refusal of the step itself (`suffix` "") or of one of its fields (".target").
+    /// A refusal of the step itself (`suffix` "", at its header) or of one of its fields
+    /// (".target", at the field's value).
     fn bad(&self, suffix: &str, problem: &str, allowed: &str) -> Invalid {
         let field = format!("{}{suffix}", self.field);
-        self.src
-            .invalid(self.span.clone(), &field, problem, allowed)
+        let key = suffix.trim_start_matches('.').split('.').next();
+        let at = key
+            .filter(|k| !k.is_empty())
+            .and_then(|k| key_in(self.src.src, self.span.start..self.src.src.len(), k))
+            .map_or(self.span.start, |(_, value)| value);
+        self.src.invalid(at..at, &field, problem, allowed)
+    }
+
+    fn refused(&self, suffix: &str, r: Refusal) -> Invalid {
+        self.bad(suffix, &r.problem, &r.allowed)
     }
 }
 
@@ -197,20 +287,25 @@ fn check_step(
     line: Option<Line>,
 ) -> Result<(), Invalid> {
     match step {
-        Step::Load { keys: Some(0) } => Err(at.bad("", "keys = 0", "1 or more")),
+        Step::Load { keys: Some(0) } => Err(at.bad(".keys", "keys = 0", "1 or more")),
         Step::Wait { seconds } if !seconds.is_finite() || *seconds < 0.0 => {
             let problem = format!("{seconds} is not a duration");
             Err(at.bad(".seconds", &problem, "a number of seconds >= 0"))
         }
-        Step::Expect { .. } => check_expect(at, step, roster.members),
+        Step::Expect { .. } => check_expect(at, step, roster.walk.members().map(<[_]>::len)),
         Step::Snapshot {
             name,
             from,
             command,
             timeout_s,
         } => {
+            // Recorded first: a later restore of it is not refused for this step's mistake.
+            roster.snapshots.push(name.clone());
             if let Some(t) = from {
-                check_target(at, ".from", t, roster)?;
+                let target = parse_target(at, ".from", t)?;
+                let walk = &roster.walk;
+                walk.snapshot_from(&target)
+                    .map_err(|r| at.refused(".from", r))?;
             }
             if from.is_some() && command.is_some() {
                 let problem =
@@ -221,14 +316,19 @@ fn check_step(
                     "one of from (etcd-drill saves the snapshot) or command (yours does)",
                 ));
             }
-            check_command(at, command.as_deref(), *timeout_s)?;
-            roster.snapshots.push(name.clone());
-            Ok(())
+            check_command(at, command.as_deref(), *timeout_s)
         }
         Step::Exec { command, timeout_s } => check_command(at, Some(command), *timeout_s),
-        Step::Fault {
-            target: Some(t), ..
-        } => check_target(at, ".target", t, roster),
+        Step::Fault { fault, target } => {
+            let target = parse_target(at, ".target", target.as_deref().unwrap_or("random"))?;
+            let walk = &mut roster.walk;
+            walk.fault(*fault, &target)
+                .map_err(|r| at.refused(".target", r))
+        }
+        Step::Heal {} => {
+            roster.walk.heal();
+            Ok(())
+        }
         Step::Restore {
             snapshot,
             members,
@@ -251,13 +351,12 @@ fn check_step(
             )
         }
         Step::ReplaceMember { member } => {
-            if member_index(member).is_none_or(|i| i > roster.max_index) {
-                let problem = format!("{member:?} is not a member");
-                let allowed = format!("etcd-1 to etcd-{}", roster.max_index);
-                return Err(at.bad(".member", &problem, &allowed));
-            }
-            roster.max_index += 1;
-            Ok(())
+            let Some(i) = member_index(member) else {
+                let problem = format!("{member:?} is not a member name");
+                return Err(at.bad(".member", &problem, "etcd-<i> with i >= 1"));
+            };
+            let walk = &mut roster.walk;
+            walk.replace(i).map_err(|r| at.refused(".member", r))
         }
         Step::QuorumTable { sizes: Some(sz) } => match parse_sizes(sz) {
             Ok(_) => Ok(()),
@@ -332,7 +431,8 @@ fn check_command(
     Ok(())
 }
 
-fn check_expect(at: &StepAt<'_>, step: &Step, members: usize) -> Result<(), Invalid> {
+/// `members`: how many the cluster has at this step, when the walk knows.
+fn check_expect(at: &StepAt<'_>, step: &Step, members: Option<usize>) -> Result<(), Invalid> {
     let Step::Expect {
         writable,
         leader,
@@ -362,6 +462,9 @@ fn check_expect(at: &StepAt<'_>, step: &Step, members: usize) -> Result<(), Inva
         );
         return Err(at.bad(".window_ms", &problem, &format!("{MIN_WINDOW_MS} or more")));
     }
+    let Some(members) = members else {
+        return Ok(());
+    };
     for n in [serializable_readers, members_answering]
         .into_iter()
         .flatten()
@@ -400,42 +503,30 @@ fn check_restore(
         return Err(at.bad(".bump_revision", problem, "cluster.version 3.5"));
     }
     let Some(names) = names else {
+        roster.walk.restore(None);
         return Ok(());
     };
     if names.is_empty() || names.len() > MAX_SIZE {
         let problem = format!("{} members", names.len());
         return Err(at.bad(".members", &problem, "1 to 9 member names"));
     }
+    let mut indices = vec![];
     for n in names {
-        match member_index(n) {
-            Some(i) => roster.max_index = roster.max_index.max(i),
-            None => {
-                let problem = format!("{n:?} is not a member name");
-                return Err(at.bad(".members", &problem, "etcd-<i> with i >= 1"));
-            }
-        }
+        let Some(i) = member_index(n) else {
+            let problem = format!("{n:?} is not a member name");
+            return Err(at.bad(".members", &problem, "etcd-<i> with i >= 1"));
+        };
+        indices.push(i);
     }
-    roster.members = names.len();
+    roster.walk.restore(Some(indices));
     Ok(())
 }
 
-fn check_target(at: &StepAt<'_>, suffix: &str, t: &str, roster: &Roster) -> Result<(), Invalid> {
-    let target: Target = t.parse().map_err(|e: Invalid| {
+fn parse_target(at: &StepAt<'_>, suffix: &str, t: &str) -> Result<Target, Invalid> {
+    t.parse().map_err(|e: Invalid| {
         let allowed = "leader, follower, random, member:<i>, count:<k>";
         at.bad(suffix, &message(&e), allowed)
-    })?;
-    let (members, max_index) = (roster.members, roster.max_index);
-    match target {
-        Target::Count(k) if k == 0 || k > members => {
-            let problem = format!("count:{k} but the cluster has {members} members");
-            Err(at.bad(suffix, &problem, &format!("count:1 to count:{members}")))
-        }
-        Target::Member(i) if i == 0 || i > max_index => {
-            let problem = format!("member:{i} does not exist");
-            Err(at.bad(suffix, &problem, &format!("member:1 to member:{max_index}")))
-        }
-        _ => Ok(()),
-    }
+    })
 }
 
 /// The problem an inner refusal names, without its "invalid input:" prefix (the outer
@@ -454,7 +545,7 @@ fn check_restores_are_verified(at: Source<'_>, s: &Scenario) -> Result<(), Inval
     match unverified_restore(&kinds) {
         Some(i) => Err(at.invalid(
             s.steps[i].span(),
-            &format!("steps[{i}] (restore)"),
+            &step_name(i, s.steps[i].get_ref()),
             "no verify step follows this restore, so the drill would pass without checking what it restored",
             "a `kind = \"verify\"` step after every restore",
         )),
