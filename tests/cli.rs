@@ -484,7 +484,7 @@ async fn cleanup_removes_a_stale_state_directory_and_only_that() {
     let state = [("ETCD_DRILL_STATE_DIR", root.path().to_str().unwrap())];
     let (code, out, err) = run_env(&["cleanup", "--cluster", &stale], &state, &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("and 1 state directories under"), "{out}");
+    assert!(out.contains("and 1 state directory under"), "{out}");
     assert!(!root.path().join(&stale).exists(), "{out}");
     assert!(
         root.path().join(&other).exists(),
@@ -520,7 +520,7 @@ async fn cleanup_removes_the_state_directory_a_sigkilled_run_left() {
     let state = [("ETCD_DRILL_STATE_DIR", root.path().to_str().unwrap())];
     let (code, out, err) = run_env(&["cleanup", "--cluster", &name], &state, &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("and 1 state directories"), "{out}");
+    assert!(out.contains("and 1 state directory"), "{out}");
     assert!(!root.path().join(&name).exists());
     common::assert_no_leftovers(&docker, &name).await;
 }

@@ -99,6 +99,8 @@ pub fn cluster_json(c: &Cluster) -> ClusterJson<'_> {
 pub(super) async fn up(args: UpArgs, run_id: String) -> Result<Outcome> {
     let mut spec = ClusterSpec::new(args.size);
     spec.run_id = run_id;
+    // The cluster outlives this process: a plain `cleanup` must not take it for a leftover.
+    spec.persistent = true;
     spec.version = args.version;
     spec.tls = args.tls;
     if let Some(n) = args.name {

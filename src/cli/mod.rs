@@ -86,12 +86,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove every container, network and volume labelled etcd-drill=1 (what a killed run
-    /// left), and the state directories of clusters that no longer exist.
+    /// Remove what killed runs left: the containers, networks and volumes (labelled
+    /// etcd-drill=1) whose run is no longer alive, and the state directories of clusters
+    /// with nothing left. Live runs, `cluster up` clusters and runs that cannot be checked
+    /// from here (another host, an older etcd-drill) are kept, and listed with why.
     Cleanup {
-        /// Only this cluster's objects.
-        #[arg(long)]
+        /// Only this cluster's objects, whoever made them, alive or not.
+        #[arg(long, conflicts_with = "all")]
         cluster: Option<String>,
+        /// Everything labelled etcd-drill=1, alive or not, on this daemon.
+        #[arg(long)]
+        all: bool,
+        /// List what would be removed and what kept, and why; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -193,6 +201,15 @@ impl Outcome {
             Outcome::Interrupted => 130,
             Outcome::Undecided => 3,
         }
+    }
+}
+
+fn cleanup_scope(cluster: Option<String>, all: bool) -> docker::sweep::Scope {
+    use docker::sweep::Scope;
+    match (cluster, all) {
+        (Some(name), _) => Scope::Cluster(name),
+        (None, true) => Scope::All,
+        (None, false) => Scope::Dead,
     }
 }
 
@@ -303,7 +320,11 @@ async fn dispatch(
         } => report::render(&dir),
         Command::RestoreDrill(args) => backup::restore_drill(args, run_id).await,
         Command::VerifySnapshot(args) => backup::verify_snapshot(args, run_id).await,
-        Command::Cleanup { cluster } => admin::cleanup(cluster.as_deref()).await,
+        Command::Cleanup {
+            cluster,
+            all,
+            dry_run,
+        } => admin::cleanup(cleanup_scope(cluster, all), dry_run).await,
         Command::CheckHistory {
             file,
             model,

@@ -56,6 +56,8 @@ impl Cluster {
         spec.version = version;
         spec.tls = tls;
         spec.run_id = labels.get(docker::LABEL_RUN).cloned().unwrap_or_default();
+        // What a command against it creates (a fresh volume for `wipe-data`) is kept alike.
+        spec.persistent = labels.get(docker::LABEL_KEEP).is_some_and(|k| k == "1");
         let network = net.name.unwrap_or_else(|| format!("{name}-net"));
         let mut cluster = Cluster::handle(docker, spec, image, network, String::new());
         for c in containers {

@@ -36,7 +36,7 @@ pub use spec::{
     StartOrder, VOLUME_MOUNT, member_name, validate_name, validate_size,
 };
 use state::remove_run_dir;
-pub use state::{remove_stale_run_dirs, run_dir, state_root};
+pub use state::{remove_stale_run_dirs, run_dir, stale_run_dirs, state_root};
 
 pub struct Cluster {
     docker: Docker,
@@ -100,8 +100,14 @@ impl Cluster {
             .join(",")
     }
 
+    /// The labels of everything made for this cluster, `etcd-drill.keep=1` included when
+    /// the cluster is meant to outlive this process.
     pub fn labels(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
-        docker::labels(&self.spec.name, &self.spec.run_id, extra)
+        let mut l = docker::labels(&self.spec.name, &self.spec.run_id, extra);
+        if self.spec.persistent {
+            l.insert(docker::LABEL_KEEP.to_string(), "1".to_string());
+        }
+        l
     }
 
     pub fn member(&self, name: &str) -> Option<&Member> {

@@ -47,6 +47,9 @@ pub struct ClusterSpec {
     pub version: String,
     pub tls: bool,
     pub run_id: String,
+    /// Meant to outlive the process that starts it (`cluster up`): its objects carry
+    /// `etcd-drill.keep=1`, so a plain `cleanup` keeps them although their maker has exited.
+    pub persistent: bool,
     pub start_timeout: Duration,
     pub start_order: StartOrder,
     /// The user's own etcd flags (`--quota-backend-bytes=…`), after the harness's; checked
@@ -64,6 +67,7 @@ impl ClusterSpec {
             version: image::DEFAULT_VERSION.to_string(),
             tls: false,
             run_id: docker::new_run_id(),
+            persistent: false,
             start_timeout: Duration::from_secs(60),
             start_order: StartOrder::FirstThenRest,
             etcd_args: vec![],

@@ -22,34 +22,43 @@ pub fn state_root() -> PathBuf {
 /// What a run directory may hold; a directory holding anything else is not ours.
 const RUN_DIR_ENTRIES: [&str; 2] = ["pki", "snapshots"];
 
-/// Removes the run directories under `root` of clusters not in `live` (all of them, or
-/// only `only`), and returns how many. Only real directories named like a cluster and
-/// holding nothing but `pki` and `snapshots` are touched: `root` may be a directory the
-/// user shares with other things (`ETCD_DRILL_STATE_DIR`).
+/// The run directories under `root` of clusters not in `live` (all of them, or only
+/// `only`): what a cleanup removes. Only real directories named like a cluster and holding
+/// nothing but `pki` and `snapshots` count: `root` may be a directory the user shares with
+/// other things (`ETCD_DRILL_STATE_DIR`).
+pub fn stale_run_dirs(
+    root: &std::path::Path,
+    live: &std::collections::BTreeSet<String>,
+    only: Option<&str>,
+) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        r => r.map_err(Error::io("listing the state directory", root))?,
+    };
+    let mut stale: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            only.is_none_or(|o| o == name) && !live.contains(name) && validate_name(name).is_ok()
+        })
+        .map(|name| root.join(name))
+        .filter(|dir| is_run_dir(dir))
+        .collect();
+    stale.sort();
+    Ok(stale)
+}
+
+/// Removes [`stale_run_dirs`] and returns how many.
 pub fn remove_stale_run_dirs(
     root: &std::path::Path,
     live: &std::collections::BTreeSet<String>,
     only: Option<&str>,
 ) -> Result<usize> {
-    let entries = match std::fs::read_dir(root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        r => r.map_err(Error::io("listing the state directory", root))?,
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if only.is_some_and(|o| o != name) || live.contains(&name) || validate_name(&name).is_err()
-        {
-            continue;
-        }
-        let dir = root.join(&name);
-        if is_run_dir(&dir) {
-            std::fs::remove_dir_all(&dir)
-                .map_err(Error::io("removing a stale run directory", &dir))?;
-            removed += 1;
-        }
+    let stale = stale_run_dirs(root, live, only)?;
+    for dir in &stale {
+        std::fs::remove_dir_all(dir).map_err(Error::io("removing a stale run directory", dir))?;
     }
-    Ok(removed)
+    Ok(stale.len())
 }
 
 /// A real directory (not a link), not empty, whose entries are all directories in
@@ -106,6 +115,11 @@ mod tests {
         mkdirs(&outside, &["pki"]);
         std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
         let live = std::collections::BTreeSet::from(["live".to_string()]);
+        assert_eq!(
+            stale_run_dirs(&root, &live, None).unwrap(),
+            ["dead-1", "dead-2", "dead-3"].map(|d| root.join(d)),
+            "listing removes nothing"
+        );
 
         assert_eq!(
             remove_stale_run_dirs(&root, &live, Some("dead-1")).unwrap(),

@@ -1,27 +1,31 @@
 //! Docker plumbing shared by every module: connecting (with API version negotiation, since
 //! the daemon here speaks 1.41 and bollard defaults to newer), the labels that make every
 //! object findable for cleanup and label-based teardown ([`objects`]), one-shot helper
-//! containers and execs ([`oneshot`]), and iptables in a container's network namespace
-//! ([`netns`]).
+//! containers and execs ([`oneshot`]), iptables in a container's network namespace
+//! ([`netns`]), whose run made an object and whether it is alive ([`owner`]), and what a
+//! `cleanup` removes ([`sweep`]).
 
 pub mod netns;
 mod objects;
 mod oneshot;
+pub mod owner;
+pub mod sweep;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
 
 use crate::error::{Error, Result};
 
 pub use objects::{
-    LABEL, LABEL_CLUSTER, LABEL_MEMBER, LABEL_RUN, Objects, Selector, cluster_names,
-    create_unique_network, ensure_cluster_name_free, labels, list_objects, remove_objects,
-    taken_names,
+    Found, Kind, LABEL, LABEL_CLUSTER, LABEL_MEMBER, LABEL_RUN, Objects, Selector, cluster_names,
+    create_unique_network, ensure_cluster_name_free, labels, list_found, list_objects,
+    remove_found, remove_objects, taken_names,
 };
 pub(crate) use objects::{ignore_missing, is_not_found};
 pub use oneshot::{
     ExecOutput, OneShot, OneShotOutput, bind_mount_ro, exec, finished_exit_code, tail_logs, tar_of,
     volume_mount, wait_exit_code, wait_for_log,
 };
+pub use owner::{LABEL_KEEP, LABEL_OWNER};
 
 /// Connects to the daemon the docker CLI would use (`DOCKER_HOST`: `unix://` or plain
 /// `tcp://`; else the local socket) and negotiates the API version down to what it speaks.

@@ -9,6 +9,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder,
 };
 
+use super::owner;
 use crate::error::{Error, Result};
 
 /// Every container, network and volume etcd-drill creates carries this label (value "1").
@@ -17,11 +18,17 @@ pub const LABEL_CLUSTER: &str = "etcd-drill.cluster";
 pub const LABEL_RUN: &str = "etcd-drill.run";
 pub const LABEL_MEMBER: &str = "etcd-drill.member";
 
+/// The labels of an object this process creates: etcd-drill's, its cluster, its run, and
+/// its owner (this process, so `cleanup` can tell whether the run is still alive).
 pub fn labels(cluster: &str, run_id: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut l = HashMap::from([
         (LABEL.to_string(), "1".to_string()),
         (LABEL_CLUSTER.to_string(), cluster.to_string()),
         (LABEL_RUN.to_string(), run_id.to_string()),
+        (
+            owner::LABEL_OWNER.to_string(),
+            owner::this_owner_label().to_string(),
+        ),
     ]);
     for (k, v) in extra {
         l.insert(k.to_string(), v.to_string());
@@ -66,6 +73,21 @@ pub struct Objects {
 }
 
 impl Objects {
+    /// The names of these objects, by kind.
+    pub fn of(found: &[Found]) -> Objects {
+        let names = |kind: Kind| {
+            found
+                .iter()
+                .filter(|f| f.kind == kind)
+                .map(|f| f.name.clone())
+                .collect()
+        };
+        Objects {
+            containers: names(Kind::Container),
+            networks: names(Kind::Network),
+            volumes: names(Kind::Volume),
+        }
+    }
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
     }
@@ -106,118 +128,127 @@ impl Objects {
 
 /// The cluster names on every object labelled etcd-drill=1: clusters that still exist.
 pub async fn cluster_names(docker: &Docker) -> Result<std::collections::BTreeSet<String>> {
-    use bollard::query_parameters::ListContainersOptionsBuilder as C;
-    let f = Selector::all().filters();
-    let label = |l: Option<HashMap<String, String>>| l.and_then(|mut l| l.remove(LABEL_CLUSTER));
-    let containers = docker
-        .list_containers(Some(C::default().all(true).filters(&f).build()))
-        .await
-        .map_err(Error::docker("listing containers"))?;
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default().filters(&f).build(),
-        ))
-        .await
-        .map_err(Error::docker("listing networks"))?;
-    let volumes = docker
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::default().filters(&f).build(),
-        ))
-        .await
-        .map_err(Error::docker("listing volumes"))?;
-    let volumes = volumes.volumes.unwrap_or_default();
-    Ok(containers
+    Ok(list_found(docker, &Selector::all())
+        .await?
         .into_iter()
-        .filter_map(|c| label(c.labels))
-        .chain(networks.into_iter().filter_map(|n| label(n.labels)))
-        .chain(volumes.into_iter().filter_map(|v| label(Some(v.labels))))
+        .filter_map(|f| f.cluster().map(str::to_string))
         .collect())
 }
 
-pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
-    let f = sel.filters();
-    Ok(Objects {
-        containers: container_names(docker, &f).await?,
-        networks: network_names(docker, &f).await?,
-        volumes: volume_names(docker, &f).await?,
-    })
+/// What kind of Docker object a [`Found`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Container,
+    Network,
+    Volume,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::Network => "network",
+            Kind::Volume => "volume",
+        }
+    }
+}
+
+/// One object a selector matched, with its labels: what `cleanup` decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub kind: Kind,
+    pub name: String,
+    /// What Docker removes it by: the ID for networks (two may share a name), else the name.
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
+
+impl Found {
+    pub fn cluster(&self) -> Option<&str> {
+        self.labels.get(LABEL_CLUSTER).map(String::as_str)
+    }
+}
+
+/// Every container, network and volume the selector matches, with their labels.
+pub async fn list_found(docker: &Docker, sel: &Selector) -> Result<Vec<Found>> {
+    list_filtered(docker, &sel.filters()).await
 }
 
 type Filters = HashMap<String, Vec<String>>;
 
-async fn container_names(docker: &Docker, f: &Filters) -> Result<Vec<String>> {
+async fn list_filtered(docker: &Docker, f: &Filters) -> Result<Vec<Found>> {
     let opts = ListContainersOptionsBuilder::default()
         .all(true)
         .filters(f)
         .build();
-    Ok(docker
+    let containers = docker
         .list_containers(Some(opts))
         .await
         .map_err(Error::docker("listing containers"))?
         .into_iter()
         .filter_map(|c| {
-            c.names
-                .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
-        })
-        .collect())
-}
-
-async fn network_names(docker: &Docker, f: &Filters) -> Result<Vec<String>> {
-    Ok(network_ids(docker, f)
-        .await?
-        .into_iter()
-        .map(|(_, name)| name)
-        .collect())
-}
-
-/// (ID, name) of each network matching the filters.
-async fn network_ids(docker: &Docker, f: &Filters) -> Result<Vec<(String, String)>> {
+            let name = c.names?.first()?.trim_start_matches('/').to_string();
+            Some(found(Kind::Container, name.clone(), name, c.labels))
+        });
     let opts = ListNetworksOptionsBuilder::default().filters(f).build();
-    Ok(docker
+    let networks = docker
         .list_networks(Some(opts))
         .await
         .map_err(Error::docker("listing networks"))?
         .into_iter()
-        .filter_map(|n| Some((n.id?, n.name?)))
-        .collect())
-}
-
-async fn volume_names(docker: &Docker, f: &Filters) -> Result<Vec<String>> {
+        .filter_map(|n| Some(found(Kind::Network, n.name?, n.id?, n.labels)));
+    let mut all: Vec<Found> = containers.chain(networks).collect();
     let opts = ListVolumesOptionsBuilder::default().filters(f).build();
-    Ok(docker
+    let volumes = docker
         .list_volumes(Some(opts))
         .await
         .map_err(Error::docker("listing volumes"))?
         .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name)
-        .collect())
+        .unwrap_or_default();
+    all.extend(
+        volumes
+            .into_iter()
+            .map(|v| found(Kind::Volume, v.name.clone(), v.name, Some(v.labels))),
+    );
+    Ok(all)
+}
+
+fn found(kind: Kind, name: String, id: String, labels: Option<HashMap<String, String>>) -> Found {
+    Found {
+        kind,
+        name,
+        id,
+        labels: labels.unwrap_or_default(),
+    }
+}
+
+pub async fn list_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
+    Ok(Objects::of(&list_found(docker, sel).await?))
 }
 
 /// Which of `wanted`'s names exist in Docker now, whoever made them.
 pub async fn taken_names(docker: &Docker, wanted: &Objects) -> Result<Objects> {
-    // Docker's name filter matches substrings: keep exact matches only. An empty filter
-    // would list everything, so a kind with no wanted names is not asked for.
-    let f = |names: &[String]| HashMap::from([("name".to_string(), names.to_vec())]);
+    let names: Vec<String> = [&wanted.containers, &wanted.networks, &wanted.volumes]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    // An empty filter would list everything.
+    if names.is_empty() {
+        return Ok(Objects::default());
+    }
+    let f = HashMap::from([("name".to_string(), names)]);
+    let listed = Objects::of(&list_filtered(docker, &f).await?);
+    // Docker's name filter matches substrings: keep exact matches of the wanted kind only.
     let exact = |mut found: Vec<String>, names: &[String]| {
         found.retain(|n| names.contains(n));
         found
     };
-    let mut taken = Objects::default();
-    if !wanted.containers.is_empty() {
-        let found = container_names(docker, &f(&wanted.containers)).await?;
-        taken.containers = exact(found, &wanted.containers);
-    }
-    if !wanted.networks.is_empty() {
-        let found = network_names(docker, &f(&wanted.networks)).await?;
-        taken.networks = exact(found, &wanted.networks);
-    }
-    if !wanted.volumes.is_empty() {
-        let found = volume_names(docker, &f(&wanted.volumes)).await?;
-        taken.volumes = exact(found, &wanted.volumes);
-    }
-    Ok(taken)
+    Ok(Objects {
+        containers: exact(listed.containers, &wanted.containers),
+        networks: exact(listed.networks, &wanted.networks),
+        volumes: exact(listed.volumes, &wanted.volumes),
+    })
 }
 
 /// Refuses a cluster name in use, touching nothing: any object labelled with it, or any
@@ -269,34 +300,35 @@ pub async fn create_unique_network(
     )))
 }
 
-/// Removes everything the selector matches: containers first (they hold the volumes and
-/// network endpoints), then volumes and networks. Missing objects are not an error, so
-/// concurrent or repeated cleanups are safe.
+/// Removes everything the selector matches (see [`remove_found`]).
 pub async fn remove_objects(docker: &Docker, sel: &Selector) -> Result<Objects> {
-    let f = sel.filters();
-    // Networks by ID: Docker allows two of one name, and refuses to remove either by name.
-    let networks = network_ids(docker, &f).await?;
-    let found = Objects {
-        containers: container_names(docker, &f).await?,
-        networks: networks.iter().map(|(_, name)| name.clone()).collect(),
-        volumes: volume_names(docker, &f).await?,
-    };
+    remove_found(docker, &list_found(docker, sel).await?).await
+}
+
+/// Removes these objects: containers first (they hold the volumes and network endpoints),
+/// then volumes and networks; returns their names. Missing objects are not an error, so
+/// concurrent or repeated cleanups are safe.
+pub async fn remove_found(docker: &Docker, found: &[Found]) -> Result<Objects> {
+    let of = |kind: Kind| found.iter().filter(move |f| f.kind == kind);
     let rm = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(true)
         .build();
-    futures_util::future::join_all(found.containers.iter().map(|c| {
+    futures_util::future::join_all(of(Kind::Container).map(|c| {
         let rm = rm.clone();
-        async move { ignore_missing(docker.remove_container(c, Some(rm)).await) }
+        async move { ignore_missing(docker.remove_container(&c.id, Some(rm)).await) }
     }))
     .await
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
     .map_err(Error::docker("removing containers"))?;
-    futures_util::future::join_all(found.volumes.iter().map(|v| async move {
+    futures_util::future::join_all(of(Kind::Volume).map(|v| async move {
         ignore_missing(
             docker
-                .remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .remove_volume(
+                    &v.id,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
                 .await,
         )
     }))
@@ -304,11 +336,12 @@ pub async fn remove_objects(docker: &Docker, sel: &Selector) -> Result<Objects> 
     .into_iter()
     .collect::<Result<Vec<_>, _>>()
     .map_err(Error::docker("removing volumes"))?;
-    for (id, name) in &networks {
-        ignore_missing(docker.remove_network(id).await)
-            .map_err(Error::docker(format!("removing network {name}")))?;
+    // Networks by ID: Docker allows two of one name, and refuses to remove either by name.
+    for n in of(Kind::Network) {
+        ignore_missing(docker.remove_network(&n.id).await)
+            .map_err(Error::docker(format!("removing network {}", n.name)))?;
     }
-    Ok(found)
+    Ok(Objects::of(found))
 }
 
 pub(crate) fn ignore_missing(
