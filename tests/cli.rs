@@ -786,3 +786,59 @@ fn validate_reports_every_bad_file_and_every_good_one() {
     );
     assert!(err.contains("2 of 3 scenario files are invalid"), "{err}");
 }
+
+/// An interrupted run measured nothing: comparing it either way round is bad input (exit 2,
+/// naming the file and what to compare instead), never a regression or a pass.
+#[test]
+fn report_compare_refuses_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("done.json");
+    std::fs::write(&done, report_json("q5", &[("restore", 1.3)], 0).to_string()).unwrap();
+    let mut cut = report_json("q5", &[("restore", 0.2)], 0);
+    cut["verdict"] = "interrupted".into();
+    let cut_path = dir.path().join("cut.json");
+    std::fs::write(&cut_path, cut.to_string()).unwrap();
+    let (d, c) = (done.to_str().unwrap(), cut_path.to_str().unwrap());
+    for (old, new, which) in [(d, c, "NEW"), (c, d, "OLD")] {
+        let (code, out, err) = run(&["report", "compare", old, new]);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains(&format!("{which} {c} is an interrupted run")),
+            "{err}"
+        );
+        assert!(err.contains("latest-q5"), "{err}");
+        assert_eq!(err.lines().count(), 1, "one cause, one remedy: {err}");
+    }
+}
+
+/// A drill's history carries revisions: `check-history` without `--model` checks it with
+/// the etcd model (a register-only history stays on kv).
+#[test]
+fn check_history_picks_the_etcd_model_for_histories_with_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_revs = dir.path().join("etcd.jsonl");
+    std::fs::write(
+        &with_revs,
+        concat!(
+            r#"{"client": 0, "call": 1, "return": 2, "op": "put", "key": "x", "value": "a", "output": {"revision": 2}}"#,
+            "\n",
+            r#"{"client": 1, "call": 3, "return": 4, "op": "get", "key": "x", "output": {"value": "a", "revision": 2, "mod_revision": 2}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let plain = dir.path().join("kv.jsonl");
+    std::fs::write(
+        &plain,
+        r#"{"client": 0, "call": 1, "return": 2, "op": "put", "key": "x", "value": "a"}"#,
+    )
+    .unwrap();
+    let model = |p: &std::path::Path| {
+        let (code, out, err) = run(&["check-history", p.to_str().unwrap(), "--json"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["model"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(model(&with_revs), "etcd");
+    assert_eq!(model(&plain), "kv");
+}

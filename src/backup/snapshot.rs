@@ -573,4 +573,3 @@ mod tests {
         assert_eq!(i, Integrity::NoHashSkipped);
     }
 }
-

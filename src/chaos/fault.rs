@@ -143,7 +143,9 @@ impl Injector {
                 .clone();
             let docker = docker.clone();
             async move {
-                let opts = StopContainerOptionsBuilder::default().t(SURVIVOR_GRACE_S).build();
+                let opts = StopContainerOptionsBuilder::default()
+                    .t(SURVIVOR_GRACE_S)
+                    .build();
                 docker
                     .stop_container(&m.container, Some(opts))
                     .await

@@ -61,6 +61,12 @@ pub struct ClusterJson<'a> {
     cert: Option<std::path::PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<std::path::PathBuf>,
+    /// The image's own etcdctl (and etcdutl on 3.5), extracted once per image onto this
+    /// host: the client matching the cluster's etcd, no install needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcdctl: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcdutl: Option<std::path::PathBuf>,
 }
 
 #[derive(serde::Serialize)]
@@ -72,7 +78,8 @@ struct MemberJson<'a> {
     id: String,
 }
 
-pub fn cluster_json(c: &Cluster) -> ClusterJson<'_> {
+/// `tools`: the directory holding the image's etcdctl/etcdutl on this host, if extracted.
+pub fn cluster_json<'a>(c: &'a Cluster, tools: Option<&std::path::Path>) -> ClusterJson<'a> {
     let members = c
         .members
         .iter()
@@ -93,6 +100,10 @@ pub fn cluster_json(c: &Cluster) -> ClusterJson<'_> {
         cacert: pki.map(|p| p.ca_path()),
         cert: pki.map(|p| p.client_cert_path()),
         key: pki.map(|p| p.client_key_path()),
+        etcdctl: tools.map(|d| d.join("etcdctl")),
+        etcdutl: tools
+            .map(|d| d.join("etcdutl"))
+            .filter(|p| c.image.has_etcdutl() && p.is_file()),
     }
 }
 
@@ -109,10 +120,12 @@ pub(super) async fn up(args: UpArgs, run_id: String) -> Result<Outcome> {
     spec.validate()?;
     let docker = docker::connect().await?;
     let c = Cluster::start(&docker, spec).await?.keep();
+    let tools = crate::cluster::tools::host_tools(c.docker(), &c.image, c.labels(&[])).await?;
+    let etcdctl = tools.join("etcdctl");
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&cluster_json(&c)).expect("json")
+            serde_json::to_string_pretty(&cluster_json(&c, Some(&tools))).expect("json")
         );
     } else {
         println!(
@@ -129,14 +142,16 @@ pub(super) async fn up(args: UpArgs, run_id: String) -> Result<Outcome> {
         let endpoints: Vec<&str> = c.members.iter().map(|m| m.client_url.as_str()).collect();
         match &c.pki {
             Some(p) => println!(
-                "try: etcdctl --endpoints {} --cacert {} --cert {} --key {} endpoint health",
+                "try: {} --endpoints {} --cacert {} --cert {} --key {} endpoint health",
+                etcdctl.display(),
                 endpoints.join(","),
                 p.ca_path().display(),
                 p.client_cert_path().display(),
                 p.client_key_path().display()
             ),
             None => println!(
-                "try: etcdctl --endpoints {} endpoint health",
+                "try: {} --endpoints {} endpoint health",
+                etcdctl.display(),
                 endpoints.join(",")
             ),
         }

@@ -100,7 +100,13 @@ pub(super) async fn drill(
             if r.verdict != Verdict::Interrupted {
                 crate::drill::point_latest(&args.report_dir, &r.scenario, &dir)?;
             }
-            if let Some(m) = &args.metrics_file {
+            // The collector's file keeps the last completed run: an interrupted one would
+            // drop its verdict and timestamp series, silencing the alerts built on them.
+            if let Some(m) = args
+                .metrics_file
+                .as_ref()
+                .filter(|_| r.verdict != Verdict::Interrupted)
+            {
                 crate::drill::write_metrics_file(&metrics_path(m, &r.scenario), r)?;
             }
             all_passed &= r.passed();

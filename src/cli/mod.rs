@@ -156,8 +156,9 @@ pub enum ReportCommand {
         /// Allowed relative increase of a time or of RPO, e.g. 0.2 for 20%.
         #[arg(long, default_value_t = 0.2)]
         tolerance: f64,
-        /// A time regresses only when it also grew by more than this many seconds.
-        #[arg(long, default_value_t = 0.5)]
+        /// A phase regresses only when it also grew by more than this many seconds; the
+        /// whole RTO, a sum of n phases, by more than √n times this.
+        #[arg(long, default_value_t = 1.0)]
         min_seconds: f64,
         /// RPO regresses only when it also grew by more than this many lost writes.
         #[arg(long, default_value_t = 200)]

@@ -87,7 +87,7 @@ pub fn comparison_text(c: &Comparison) -> String {
     let o = &c.options;
     let _ = writeln!(
         out,
-        "worse: a time up > {:.0}% and > {:.2} s, the RPO up > {:.0}% and > {} writes, a measurement gone, or pass -> fail",
+        "worse: a time up > {:.0}% and > {:.2} s (the RTO: × √phases), the RPO up > {:.0}% and > {} writes, a measurement gone, or pass -> fail",
         o.tolerance * 100.0,
         o.min_seconds,
         o.tolerance * 100.0,
