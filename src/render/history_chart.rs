@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::charts::{injected, timeline_axis};
+use super::charts::{injected, run_end, timeline_axis};
 use super::html_escape as esc;
 use super::svg::{self, Axis, BAD, FAULT, INK, OK, text};
-use super::timeline::fault_labels;
+use super::timeline::{fault_labels, outage_look};
 use crate::model::history::{OpKind, Record};
 use crate::model::linearize::{HistoryReport, Linearizability, Model};
 use crate::model::report::DrillReport;
+use crate::model::timeline as story;
 
 const WIDTH: f64 = 960.0;
 const LANE: f64 = 14.0;
@@ -85,6 +86,7 @@ pub(super) fn history_svg(r: &DrillReport, hr: &HistoryReport) -> String {
             &format!("{kind} {c}"),
         );
     }
+    outage_bands(&mut out, r, &axis, top - 6.0, bottom);
     bins(&mut out, &r.history, &lane_of, &axis, top);
     for (g, label, lane) in marks {
         let x = axis.px(g.at_s);
@@ -104,6 +106,24 @@ pub(super) fn history_svg(r: &DrillReport, hr: &HistoryReport) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The stretches without an acknowledged write behind the lanes, shaded by their cause as
+/// on the timeline: unknown outcomes inside a lost quorum are what the table predicts.
+fn outage_bands(out: &mut String, r: &DrillReport, axis: &Axis, top: f64, bottom: f64) {
+    let spans = story::member_spans(r, run_end(r));
+    for o in story::outages(r, &spans) {
+        let (fill, what) = outage_look(&o);
+        let (a, b) = (axis.px(o.from_s), axis.px(o.to_s));
+        let title = format!("{:.2}–{:.2} s: {what}", o.from_s, o.to_s);
+        let _ = writeln!(
+            out,
+            "<rect x=\"{a:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\" fill-opacity=\"0.18\"><title>{}</title></rect>",
+            (b - a).max(1.0),
+            bottom - top,
+            esc(&title)
+        );
+    }
 }
 
 /// Each lane's operations counted into time bins, one rectangle per non-empty bin.

@@ -563,6 +563,11 @@ mod tests {
         let html = report_html(&r);
         assert!(html.contains("aria-label=\"operations per client over time\""));
         assert!(html.contains(">client 1</text>") && html.contains(">client 2</text>"));
+        // Behind the lanes, the stretch without a write as the timeline tells it.
+        assert!(
+            html.contains("fill-opacity=\"0.18\"><title>4.90–8.55 s: quorum lost — expected"),
+            "{html}"
+        );
         // The window's operations outlined on their lanes, with their text on hover.
         assert!(
             html.contains("stroke-width=\"2\"><title>#2 client 2 [40, 50] get x"),

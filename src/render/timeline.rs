@@ -222,7 +222,7 @@ fn events_row(out: &mut String, axis: &Axis, events: &[&FaultEventRecord], y: f6
 
 /// What a stretch without a write is drawn in and called: neutral where the table
 /// predicts it, the restore's colour for the restore, red only for what failed.
-fn outage_look(o: &Outage) -> (&'static str, String) {
+pub(super) fn outage_look(o: &Outage) -> (&'static str, String) {
     match o.cause {
         Cause::QuorumLost { up, size } => (
             NEUTRAL,
