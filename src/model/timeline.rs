@@ -323,7 +323,8 @@ fn restore_window(r: &DrillReport) -> Option<(f64, f64)> {
 }
 
 /// Who led when, as far as the probes and the faults' roles tell: a member leads from the
-/// first sighting until another leader (or none) is seen or it is taken out.
+/// first sighting until another leader (or none) is seen, it is taken out, or a restore
+/// begins.
 pub fn leader_spans(r: &DrillReport, spans: &[MemberSpan], end_s: f64) -> Vec<LeaderSpan> {
     let mut seen: Vec<(f64, Option<&String>)> = r
         .probes
@@ -334,6 +335,13 @@ pub fn leader_spans(r: &DrillReport, spans: &[MemberSpan], end_s: f64) -> Vec<Le
                 .iter()
                 .filter(|f| f.role == Role::Leader)
                 .map(|f| (fin(f.at_s), Some(&f.member))),
+        )
+        // A restore stops the whole cluster first: whoever led, leads no more.
+        .chain(
+            r.steps
+                .iter()
+                .filter(|s| s.kind == StepKind::Restore)
+                .map(|s| (fin(s.start_s), None)),
         )
         .collect();
     seen.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -413,28 +421,37 @@ pub fn outages(r: &DrillReport, spans: &[MemberSpan]) -> Vec<Outage> {
         }
         let mut cuts: Vec<f64> = why
             .iter()
-            .flat_map(|e| [e.0, e.1])
+            .flat_map(|e| [e.0, e.0 + SLACK_S, e.1])
             .filter(|t| *t > from && *t < to)
             .chain([from, to])
             .collect();
         cuts.sort_by(f64::total_cmp);
         cuts.dedup();
-        let pieces = cuts.windows(2).map(|c| {
-            let mid = (c[0] + c[1]) / 2.0;
-            let cause = why
-                .iter()
-                .find(|e| e.0 <= mid && mid <= e.1)
-                .map(|e| fewest_in(spans, *e, c[0], c[1]))
-                .unwrap_or(Cause::Unexplained {
+        let pieces: Vec<Outage> = cuts
+            .windows(2)
+            .map(|c| {
+                let mid = (c[0] + c[1]) / 2.0;
+                let unexplained = Cause::Unexplained {
                     up: fewest_up(spans, c[0], c[1]),
                     size,
+                };
+                let e = why.iter().find(|e| e.0 <= mid && mid <= e.1);
+                // The slack before a loss covers a window that starts a moment early; a
+                // window that started before it was failing before the loss came.
+                let early = e.is_some_and(|e| {
+                    matches!(e.2, Cause::QuorumLost { .. }) && mid < e.0 + SLACK_S && from < e.0
                 });
-            Outage {
-                from_s: c[0],
-                to_s: c[1],
-                cause,
-            }
-        });
+                let cause = match e {
+                    Some(e) if !early => fewest_in(spans, *e, c[0], c[1]),
+                    _ => unexplained,
+                };
+                Outage {
+                    from_s: c[0],
+                    to_s: c[1],
+                    cause,
+                }
+            })
+            .collect();
         out.extend(absorb_slivers(merge(pieces)));
     }
     out
@@ -444,9 +461,14 @@ pub fn outages(r: &DrillReport, spans: &[MemberSpan]) -> Vec<Outage> {
 /// over the whole loss (which a restore's stops may take down to none).
 fn fewest_in(spans: &[MemberSpan], why: (f64, f64, Cause), from: f64, to: f64) -> Cause {
     match why.2 {
-        Cause::QuorumLost { up, size } => {
+        Cause::QuorumLost { size, .. } => {
             let (a, b) = ((why.0 + SLACK_S).max(from), (why.1 - SLACK_S).min(to));
-            let up = if a < b { fewest_up(spans, a, b) } else { up };
+            // A piece in the slack before the loss: as many up as when it came.
+            let up = if a < b {
+                fewest_up(spans, a, b)
+            } else {
+                up_at(spans, why.0 + SLACK_S)
+            };
             Cause::QuorumLost { up, size }
         }
         c => c,
@@ -739,14 +761,15 @@ mod tests {
 
     #[test]
     fn a_window_starting_before_the_loss_is_unexplained_up_to_it() {
-        // Quorum is lost at 5 s; the writer stopped at 2 s: 2–4 s is a failure of its own.
+        // Quorum is lost at 5 s; the writer stopped at 2 s: 2–5 s is a failure of its own
+        // (the loss, coming while the window already fails, explains only itself).
         let f = [(5.0, "etcd-1", Kill), (5.0, "etcd-2", Kill)];
         let r = run(3, &f, &[(2.0, 8.0, false)]);
         assert_eq!(
             explain(&r),
             vec![
-                o(2.0, 4.0, Cause::Unexplained { up: 3, size: 3 }),
-                o(4.0, 8.0, Cause::QuorumLost { up: 1, size: 3 })
+                o(2.0, 5.0, Cause::Unexplained { up: 3, size: 3 }),
+                o(5.0, 8.0, Cause::QuorumLost { up: 1, size: 3 })
             ]
         );
         // Within the election timeout of the loss it is the loss.
@@ -755,11 +778,14 @@ mod tests {
             explain(&r),
             vec![o(4.3, 8.0, Cause::QuorumLost { up: 1, size: 3 })]
         );
-        // An unexplained sliver under the writer's threshold is absorbed.
+        // Started just before the slack: failing before the loss came.
         let r = run(3, &f, &[(3.7, 8.0, false)]);
         assert_eq!(
             explain(&r),
-            vec![o(3.7, 8.0, Cause::QuorumLost { up: 1, size: 3 })]
+            vec![
+                o(3.7, 5.0, Cause::Unexplained { up: 3, size: 3 }),
+                o(5.0, 8.0, Cause::QuorumLost { up: 1, size: 3 })
+            ]
         );
     }
 
@@ -774,6 +800,12 @@ mod tests {
         assert_eq!(
             explain(&r),
             vec![o(2.0, 6.8, Cause::QuorumLost { up: 1, size: 3 })]
+        );
+        // An unexplained sliver under the writer's threshold is its pace, absorbed.
+        let r = run(3, &f, &[(2.0, 7.3, false)]);
+        assert_eq!(
+            explain(&r),
+            vec![o(2.0, 7.3, Cause::QuorumLost { up: 1, size: 3 })]
         );
         // Long after quorum is back, still no write: that part failed.
         let r = run(3, &f, &[(2.0, 12.0, false)]);
@@ -832,6 +864,13 @@ mod tests {
             .map(|l| (l.member.as_str(), l.from_s, l.to_s))
             .collect();
         assert_eq!(l, vec![("etcd-3", 0.5, 4.9), ("etcd-1", 21.0, 26.0)]);
+        // A restore ends any reign: it stops every member first.
+        r.probes.truncate(1);
+        r.fault_events.clear();
+        r.steps.push(restore_step(8.0, 5.0));
+        let s = member_spans(&r, 26.0);
+        let l = leader_spans(&r, &s, 26.0);
+        assert_eq!((l.len(), l[0].to_s), (1, 8.0));
         // Nothing seen, nothing claimed.
         let r = run(3, &[], &[]);
         assert!(leader_spans(&r, &member_spans(&r, 9.0), 9.0).is_empty());
