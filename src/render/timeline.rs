@@ -353,8 +353,9 @@ fn member_lane(
         {
             text(out, a + w / 2.0, y + 13.0, "middle", "in", label);
         } else {
-            // Too short a reign for a label inside: the crown goes beside it.
-            text(out, a + w + 2.0, y + 13.0, "start", "small", "L");
+            // Too short a reign for a label inside: the mark goes before it, where the
+            // member was still in service (after it, an out-of-service label may stand).
+            text(out, a - 2.0, y + 13.0, "end", "small", "L");
         }
     }
 }
