@@ -841,4 +841,104 @@ fn check_history_picks_the_etcd_model_for_histories_with_revisions() {
     };
     assert_eq!(model(&with_revs), "etcd");
     assert_eq!(model(&plain), "kv");
+/// quorum-loss-5 as it passes, as report.json: two of five lost for good at once, then the
+/// leader (quorum lost, as the table predicts), then the restore. With `lost` false the
+/// third fault is left out, so the same stretch without a write has a majority up.
+fn quorum_loss_json(lost: bool) -> serde_json::Value {
+    let phases = [
+        ("stop-survivors", 1.3),
+        ("restore", 8.4),
+        ("started", 2.4),
+        ("first-write", 0.3),
+        ("verified", 2.0),
+    ];
+    let mut r = report_json("quorum-loss-5", &phases, 0);
+    let step = |i: usize, kind: &str, start_s: f64, seconds: f64| {
+        serde_json::json!({"index": i, "kind": kind, "title": kind, "start_s": start_s,
+            "seconds": seconds, "ok": true, "detail": ""})
+    };
+    let fault = |at_s: f64, member: &str, fault: &str, role: &str| serde_json::json!({"at_s": at_s, "member": member, "fault": fault, "role": role});
+    let probe = |at_s: f64, step: usize, writable: bool, leader: Option<&str>| {
+        serde_json::json!({"at_s": at_s, "step": step, "writable": writable, "leader": leader,
+            "serializable_readers": [], "first_write_ms": null})
+    };
+    let mut faults = vec![
+        fault(2.70, "etcd-2", "permanent", "follower"),
+        fault(2.72, "etcd-4", "permanent", "follower"),
+        fault(6.90, "etcd-1", "permanent", "leader"),
+        fault(10.80, "etcd-3", "stop", "follower"),
+        fault(10.80, "etcd-5", "stop", "follower"),
+    ];
+    if !lost {
+        faults.remove(2);
+    }
+    r["cluster_size"] = 5.into();
+    r["finished_at_ms"] = 26_800.into();
+    r["rto"]["start_s"] = 10.7.into();
+    r["steps"] = serde_json::json!([
+        step(1, "load", 0.0, 2.0),
+        step(2, "snapshot", 2.0, 0.6),
+        step(3, "fault", 2.6, 1.2),
+        step(4, "expect", 3.8, 3.0),
+        step(5, "fault", 6.8, 0.9),
+        step(6, "expect", 7.7, 3.0),
+        step(7, "restore", 10.7, 14.4),
+        step(8, "verify", 25.1, 1.5),
+    ]);
+    r["fault_events"] = faults.into();
+    r["probes"] = serde_json::json!([
+        probe(4.0, 4, true, Some("etcd-1")),
+        probe(24.2, 7, true, Some("etcd-3")),
+    ]);
+    r["write_windows"] = serde_json::json!([
+        {"from_s": 0.0, "to_s": 6.9, "writable": true},
+        {"from_s": 6.9, "to_s": 10.7, "writable": false},
+    ]);
+    r["checks"] =
+        serde_json::json!([{"step": 8, "name": "keys-present", "passed": true, "detail": ""}]);
+    r
+}
+
+/// The picture as its reader sees it: on a PASS report, quorum lost as the table predicts
+/// is drawn neutral and labelled so, not as a red failure; the same stretch without a
+/// write while a majority is up is red.
+#[test]
+fn report_render_draws_an_expected_quorum_loss_neutral_and_an_unexplained_one_red() {
+    // The writer's bands at fill-opacity 0.55 over white: neutral grey, and red.
+    const NEUTRAL_BAND: [u8; 3] = [192, 197, 202];
+    const RED_BAND: [u8; 3] = [233, 147, 155];
+    let mut seen = vec![];
+    for lost in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = quorum_loss_json(lost).to_string();
+        std::fs::write(dir.path().join("report.json"), json).unwrap();
+        let (code, out, err) = run(&["report", "render", dir.path().to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}{err}");
+        let file = dir.path().join("report.html");
+        let html = std::fs::read_to_string(&file).unwrap();
+        let label = if lost {
+            "quorum lost — expected: 2 of 5 up, majority 3"
+        } else {
+            "no write acknowledged — 3 of 5 up"
+        };
+        assert!(html.contains(&format!(">{label}</text>")), "{html}");
+        // Two lost at once are one label; the leader is marked on its member's lane.
+        assert!(
+            html.contains(">permanent ×2: etcd-2, etcd-4</text>"),
+            "{html}"
+        );
+        assert!(html.contains(">leader</text>"), "{html}");
+        let png = common::browser::assert_report_renders(&file, common::browser::GREEN);
+        let ink = common::browser::ink(&png, &[NEUTRAL_BAND, RED_BAND]);
+        seen.push((ink.near[0], ink.near[1]));
+    }
+    let [(grey, red), (grey_after, red_after)] = seen[..] else {
+        unreachable!()
+    };
+    // Anti-aliased text is grey too: the band shows as the difference between the pages.
+    assert!(
+        red < 50 && grey > grey_after + 1000,
+        "quorum lost: {grey} grey (against {grey_after}), {red} red pixels"
+    );
+    assert!(red_after > 1000, "a majority up: {red_after} red pixels");
 }

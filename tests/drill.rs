@@ -489,3 +489,58 @@ fn a_users_own_image_runs_the_drill_and_a_missing_one_is_refused() {
         "{out}"
     );
 }
+
+/// A story of one clock: three members load data, a snapshot is taken from a follower, two
+/// are lost for good at once (quorum gone), then the restore. Every fault is stamped when its
+/// SIGKILL returned — both before either container is deleted — and carries its step and
+/// who made it; the deletions are harness actions of their own; the snapshot held what was
+/// acknowledged before it (no lag, dataset RPO 0); the writes lane has a writable stretch
+/// before the losses and the unwritable one starts only after the second loss.
+#[test]
+fn faults_are_stamped_when_they_take_effect_and_the_snapshot_holds_what_was_acknowledged() {
+    let (code, out, r) = run_scenario(
+        "name = \"one-clock\"\n[cluster]\nsize = 3\n[dataset]\nkeys = 2000\nvalue_size = 128\n\
+         [gates]\nmax_snapshot_lag = 0\n\
+         [[steps]]\nkind = \"load\"\n[[steps]]\nkind = \"snapshot\"\n\
+         [[steps]]\nkind = \"fault\"\nfault = \"permanent\"\ntarget = \"count:2\"\n\
+         [[steps]]\nkind = \"expect\"\nwritable = false\n\
+         [[steps]]\nkind = \"restore\"\n[[steps]]\nkind = \"verify\"\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    let faults: Vec<&serde_json::Value> = r["fault_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fault"] == "permanent")
+        .collect();
+    assert_eq!(faults.len(), 2, "{r}");
+    let actions = r["actions"].as_array().expect("harness actions recorded");
+    assert_eq!(actions.len(), 2, "{r}");
+    let first_removal = actions.iter().map(|a| a["at_s"].as_f64().unwrap()).fold(f64::MAX, f64::min);
+    for f in &faults {
+        assert_eq!(f["step"], 3, "{f}");
+        assert_eq!(f["by"], "scenario", "{f}");
+        assert!(f["at_s"].as_f64().unwrap() <= first_removal, "killed after a removal: {r}");
+    }
+    for a in actions {
+        assert_eq!(a["action"], "remove-container-and-volume", "{a}");
+        assert_eq!(a["step"], 3, "{a}");
+    }
+    // The restore's own stops are the harness's, not the scenario's.
+    assert!(r["fault_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fault"] == "stop")
+        .all(|e| e["by"] == "harness"), "{r}");
+    let snap = &r["snapshots"][0];
+    assert!(snap.get("lag").is_none_or(|l| l.is_null()), "{snap}");
+    assert_eq!(r["rpo"]["dataset_writes"], 0, "{r}");
+    let lost_at = faults.iter().map(|f| f["at_s"].as_f64().unwrap()).fold(0.0, f64::max);
+    let windows = r["write_windows"].as_array().unwrap();
+    let unwritable = windows.iter().find(|w| w["writable"] == false).expect("an outage");
+    assert!(
+        unwritable["from_s"].as_f64().unwrap() >= lost_at - 0.6,
+        "the writes lane went dark before the second loss: {windows:?} (lost at {lost_at})"
+    );
+}

@@ -16,6 +16,7 @@ pub mod report;
 pub mod scenario;
 pub mod source;
 pub mod table;
+pub mod timeline;
 mod validate;
 mod walk;
 pub mod watch;

@@ -333,6 +333,76 @@ pub(crate) fn table_fixture() -> DrillReport {
     }
 }
 
+fn fault(at_s: f64, member: &str, fault: &str, role: &str) -> FaultEventRecord {
+    FaultEventRecord {
+        at_s,
+        member: member.into(),
+        fault: word(fault),
+        role: word(role),
+    }
+}
+
+/// The shipped quorum-loss-5 as it passes: two of five lost for good at once (tolerated),
+/// the leader a third (quorum lost, as the table predicts), then the restore.
+pub(crate) fn quorum_loss_5() -> DrillReport {
+    let r = passing();
+    let mut rto = r.rto.clone().expect("the fixture restores");
+    rto.start_s = Some(10.7);
+    DrillReport {
+        scenario: "quorum-loss-5".into(),
+        description: "5 members: 2 permanent failures tolerated, a 3rd loses quorum, restore"
+            .into(),
+        file: "scenarios/quorum-loss-5.toml".into(),
+        cluster_size: 5,
+        finished_at_ms: r.started_at_ms + 26_800,
+        steps: vec![
+            step(1, "load", "load 1000 keys", 0.0, 2.0, true, ""),
+            step(2, "snapshot", "snapshot", 2.0, 0.6, true, "revision 1003"),
+            step(3, "fault", "fault permanent count:2", 2.6, 1.2, true, ""),
+            step(4, "expect", "expect writable leader", 3.8, 3.0, true, ""),
+            step(5, "fault", "fault permanent count:1", 6.8, 0.9, true, ""),
+            step(6, "expect", "expect not writable", 7.7, 3.0, true, ""),
+            step(
+                7,
+                "restore",
+                "restore",
+                10.7,
+                12.0,
+                true,
+                "5 members restored",
+            ),
+            step(8, "verify", "verify", 22.7, 1.5, true, "4 checks passed"),
+        ],
+        fault_events: vec![
+            fault(2.70, "etcd-2", "permanent", "follower"),
+            fault(2.72, "etcd-4", "permanent", "follower"),
+            fault(6.90, "etcd-1", "permanent", "leader"),
+            fault(10.80, "etcd-3", "stop", "follower"),
+            fault(10.80, "etcd-5", "stop", "follower"),
+        ],
+        probes: vec![
+            probe(4.0, 4, true, Some("etcd-1")),
+            probe(8.0, 6, false, None),
+            probe(24.2, 7, true, Some("etcd-3")),
+            probe(26.0, 8, true, Some("etcd-3")),
+        ],
+        write_windows: vec![
+            WriteWindow {
+                from_s: 0.0,
+                to_s: 6.9,
+                writable: true,
+            },
+            WriteWindow {
+                from_s: 6.9,
+                to_s: 10.7,
+                writable: false,
+            },
+        ],
+        rto: Some(rto),
+        ..r
+    }
+}
+
 pub(crate) fn passing() -> DrillReport {
     let mut r = fixture();
     r.verdict = word("pass");

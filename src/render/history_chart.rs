@@ -10,16 +10,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::charts::{injected, timeline_axis};
+use super::charts::{injected, run_end, timeline_axis};
 use super::html_escape as esc;
-use super::svg::{self, Axis, BAD, FAULT, INK, OK, fin, text};
+use super::svg::{self, Axis, BAD, FAULT, INK, OK, text};
+use super::timeline::{fault_labels, outage_look};
 use crate::model::history::{OpKind, Record};
 use crate::model::linearize::{HistoryReport, Linearizability, Model};
 use crate::model::report::DrillReport;
+use crate::model::timeline as story;
 
 const WIDTH: f64 = 960.0;
 const LANE: f64 = 14.0;
-const TOP: f64 = 30.0;
+/// Lanes for the faults' labels above the plot; a label with no room is left to hover.
+const LABEL_LANES: usize = 3;
+const LABEL_LANE: f64 = 13.0;
 /// Bins across the plot: about 3.5 px each.
 const BINS: usize = 240;
 
@@ -43,7 +47,12 @@ pub(super) fn history_svg(r: &DrillReport, hr: &HistoryReport) -> String {
         c
     };
     let lane_of: BTreeMap<u64, usize> = clients.iter().enumerate().map(|(i, &c)| (c, i)).collect();
-    let bottom = TOP + LANE * clients.len() as f64 + 6.0;
+    let faults: Vec<_> = r.fault_events.iter().filter(|f| injected(r, f)).collect();
+    let marks = fault_labels(&faults, &axis, LABEL_LANES, 2.0);
+    let used = marks.iter().filter_map(|m| m.2).max().map_or(0, |l| l + 1);
+    // The plot starts below the labels' lanes, so no label sits over an operation.
+    let top = 18.0 + LABEL_LANE * used as f64;
+    let bottom = top + LANE * clients.len() as f64 + 6.0;
     let mut out = String::new();
     svg::open(
         &mut out,
@@ -51,7 +60,7 @@ pub(super) fn history_svg(r: &DrillReport, hr: &HistoryReport) -> String {
         bottom + 40.0,
         "operations per client over time",
     );
-    axis.draw(&mut out, TOP - 6.0, bottom, "seconds since the run started");
+    axis.draw(&mut out, top - 6.0, bottom, "seconds since the run started");
     let watchers: Vec<u64> = clients
         .iter()
         .copied()
@@ -67,7 +76,7 @@ pub(super) fn history_svg(r: &DrillReport, hr: &HistoryReport) -> String {
         } else {
             "client"
         };
-        let y = TOP + LANE * lane as f64;
+        let y = top + LANE * lane as f64;
         text(
             &mut out,
             axis.left - 8.0,
@@ -77,29 +86,54 @@ pub(super) fn history_svg(r: &DrillReport, hr: &HistoryReport) -> String {
             &format!("{kind} {c}"),
         );
     }
-    bins(&mut out, &r.history, &lane_of, &axis);
-    for f in r.fault_events.iter().filter(|f| injected(r, f)) {
-        let x = axis.px(f.at_s);
-        let title = format!("{:.2} s: {} {}", fin(f.at_s), f.fault.as_str(), f.member);
+    outage_bands(&mut out, r, &axis, top - 6.0, bottom);
+    bins(&mut out, &r.history, &lane_of, &axis, top);
+    for (g, label, lane) in marks {
+        let x = axis.px(g.at_s);
         let _ = writeln!(
             out,
-            "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\" stroke=\"{FAULT}\" stroke-width=\"1.5\"><title>{}</title></line>\
-             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"small\">{}</text>",
-            TOP - 14.0,
-            super::html_escape(&title),
-            TOP - 16.0,
-            super::html_escape(f.fault.as_str())
+            "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\" stroke=\"{FAULT}\" stroke-width=\"1.5\"><title>{}</title></line>",
+            top - 4.0,
+            super::html_escape(&g.title())
         );
+        if let Some(lane) = lane {
+            let y = 12.0 + LABEL_LANE * lane as f64;
+            text(&mut out, x - 2.0, y, "start", "small", &label);
+        }
     }
     for (i, op) in &hr.window_ops {
-        window_mark(&mut out, *i, op, &lane_of, &axis);
+        window_mark(&mut out, *i, op, &lane_of, &axis, top);
     }
     out.push_str("</svg>\n");
     out
 }
 
+/// The stretches without an acknowledged write behind the lanes, shaded by their cause as
+/// on the timeline: unknown outcomes inside a lost quorum are what the table predicts.
+fn outage_bands(out: &mut String, r: &DrillReport, axis: &Axis, top: f64, bottom: f64) {
+    let spans = story::member_spans(r, run_end(r));
+    for o in story::outages(r, &spans) {
+        let (fill, what) = outage_look(&o);
+        let (a, b) = (axis.px(o.from_s), axis.px(o.to_s));
+        let title = format!("{:.2}–{:.2} s: {what}", o.from_s, o.to_s);
+        let _ = writeln!(
+            out,
+            "<rect x=\"{a:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\" fill-opacity=\"0.18\"><title>{}</title></rect>",
+            (b - a).max(1.0),
+            bottom - top,
+            esc(&title)
+        );
+    }
+}
+
 /// Each lane's operations counted into time bins, one rectangle per non-empty bin.
-fn bins(out: &mut String, history: &[Record], lane_of: &BTreeMap<u64, usize>, axis: &Axis) {
+fn bins(
+    out: &mut String,
+    history: &[Record],
+    lane_of: &BTreeMap<u64, usize>,
+    axis: &Axis,
+    top: f64,
+) {
     let width = (axis.t1 - axis.t0) / BINS as f64;
     let mut grid = vec![vec![Bin::default(); BINS]; lane_of.len()];
     for h in history {
@@ -113,7 +147,7 @@ fn bins(out: &mut String, history: &[Record], lane_of: &BTreeMap<u64, usize>, ax
         }
     }
     for (lane, row) in grid.iter().enumerate() {
-        let y = TOP + LANE * lane as f64 + 1.0;
+        let y = top + LANE * lane as f64 + 1.0;
         for (b, cell) in row.iter().enumerate() {
             let (fill, n) = match cell {
                 c if c.unknown > 0 => (BAD, c.unknown + c.ok),
@@ -149,6 +183,7 @@ fn window_mark(
     op: &Record,
     lane_of: &BTreeMap<u64, usize>,
     axis: &Axis,
+    top: f64,
 ) {
     let Some(&lane) = lane_of.get(&op.client) else {
         return;
@@ -157,7 +192,7 @@ fn window_mark(
     let b = op
         .ret
         .map_or(axis.left + axis.width, |r| axis.px(r as f64 / 1e6));
-    let y = TOP + LANE * lane as f64;
+    let y = top + LANE * lane as f64;
     let title = format!("#{i} {}", super::history_op_text(op));
     let _ = writeln!(
         out,

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::charts::{self, rto_svg, timeline_svg};
+use super::charts::rto_svg;
 use super::html_escape as esc;
-use super::svg::{BAD, FAULT, HARNESS, OK, RTO};
+use super::timeline::timeline_section;
 use super::{
     fault_table_max_k, gate, gate_actual, gate_value, human_bytes, phase_gate, run_seconds,
     sha_prefix, utc, verdict_word,
@@ -307,35 +307,6 @@ fn gates_section(h: &mut String, r: &DrillReport) {
     h.push_str("</tbody></table>\n");
 }
 
-fn timeline_section(h: &mut String, r: &DrillReport) {
-    h.push_str("<h2>Timeline</h2>\n");
-    h.push_str(&timeline_svg(r));
-    let sw = |color: &str, what: &str| {
-        format!("<span><i class=\"sw\" style=\"background:{color}\"></i>{what}</span>")
-    };
-    // Only what the chart shows: a table run's legend has no RTO in it.
-    let (injected, harness): (Vec<_>, Vec<_>) =
-        r.fault_events.iter().partition(|f| charts::injected(r, f));
-    let shown = [
-        (true, sw(OK, "step ok / writes acknowledged")),
-        (true, sw(BAD, "step failed / no write acknowledged")),
-        (!injected.is_empty(), sw(FAULT, "injected fault")),
-        (
-            !harness.is_empty(),
-            sw(HARNESS, "the harness's own action (restore, replace)"),
-        ),
-        (
-            r.rto.as_ref().is_some_and(|t| t.start_s.is_some()),
-            sw(RTO, "disaster declared to verified (RTO)"),
-        ),
-    ];
-    let legend: String = shown.into_iter().filter(|s| s.0).map(|s| s.1).collect();
-    let _ = writeln!(
-        h,
-        "<p class=\"legend note\">{legend}</p>\n<p class=\"note\">Hover over a mark for its details.</p>"
-    );
-}
-
 fn rto_section(h: &mut String, r: &DrillReport) {
     h.push_str("<h2>RTO by phase</h2>\n");
     match &r.rto {
@@ -459,6 +430,7 @@ mod tests {
     use super::*;
     use crate::model::report::{PhaseRecord, RtoPhase};
     use crate::render::fixtures::{fixture, probe, step, table_fixture};
+    use crate::render::svg::{BAD, OK};
 
     /// Every `http://` or `https://` in the page sits in an `xmlns="…"` attribute.
     fn external_refs(html: &str) -> Vec<usize> {
@@ -591,6 +563,11 @@ mod tests {
         let html = report_html(&r);
         assert!(html.contains("aria-label=\"operations per client over time\""));
         assert!(html.contains(">client 1</text>") && html.contains(">client 2</text>"));
+        // Behind the lanes, the stretch without a write as the timeline tells it.
+        assert!(
+            html.contains("fill-opacity=\"0.18\"><title>4.90–8.55 s: quorum lost — expected"),
+            "{html}"
+        );
         // The window's operations outlined on their lanes, with their text on hover.
         assert!(
             html.contains("stroke-width=\"2\"><title>#2 client 2 [40, 50] get x"),

@@ -14,6 +14,7 @@ mod markdown;
 mod prom;
 mod svg;
 mod text;
+mod timeline;
 
 pub use html::report_html;
 pub use junit::junit_xml;
