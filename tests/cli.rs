@@ -841,6 +841,8 @@ fn check_history_picks_the_etcd_model_for_histories_with_revisions() {
     };
     assert_eq!(model(&with_revs), "etcd");
     assert_eq!(model(&plain), "kv");
+}
+
 /// quorum-loss-5 as it passes, as report.json: two of five lost for good at once, then the
 /// leader (quorum lost, as the table predicts), then the restore. With `lost` false the
 /// third fault is left out, so the same stretch without a write has a majority up.

@@ -516,29 +516,44 @@ fn faults_are_stamped_when_they_take_effect_and_the_snapshot_holds_what_was_ackn
     assert_eq!(faults.len(), 2, "{r}");
     let actions = r["actions"].as_array().expect("harness actions recorded");
     assert_eq!(actions.len(), 2, "{r}");
-    let first_removal = actions.iter().map(|a| a["at_s"].as_f64().unwrap()).fold(f64::MAX, f64::min);
+    let first_removal = actions
+        .iter()
+        .map(|a| a["at_s"].as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
     for f in &faults {
         assert_eq!(f["step"], 3, "{f}");
         assert_eq!(f["by"], "scenario", "{f}");
-        assert!(f["at_s"].as_f64().unwrap() <= first_removal, "killed after a removal: {r}");
+        assert!(
+            f["at_s"].as_f64().unwrap() <= first_removal,
+            "killed after a removal: {r}"
+        );
     }
     for a in actions {
         assert_eq!(a["action"], "remove-container-and-volume", "{a}");
         assert_eq!(a["step"], 3, "{a}");
     }
     // The restore's own stops are the harness's, not the scenario's.
-    assert!(r["fault_events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["fault"] == "stop")
-        .all(|e| e["by"] == "harness"), "{r}");
+    assert!(
+        r["fault_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["fault"] == "stop")
+            .all(|e| e["by"] == "harness"),
+        "{r}"
+    );
     let snap = &r["snapshots"][0];
     assert!(snap.get("lag").is_none_or(|l| l.is_null()), "{snap}");
     assert_eq!(r["rpo"]["dataset_writes"], 0, "{r}");
-    let lost_at = faults.iter().map(|f| f["at_s"].as_f64().unwrap()).fold(0.0, f64::max);
+    let lost_at = faults
+        .iter()
+        .map(|f| f["at_s"].as_f64().unwrap())
+        .fold(0.0, f64::max);
     let windows = r["write_windows"].as_array().unwrap();
-    let unwritable = windows.iter().find(|w| w["writable"] == false).expect("an outage");
+    let unwritable = windows
+        .iter()
+        .find(|w| w["writable"] == false)
+        .expect("an outage");
     assert!(
         unwritable["from_s"].as_f64().unwrap() >= lost_at - 0.6,
         "the writes lane went dark before the second loss: {windows:?} (lost at {lost_at})"

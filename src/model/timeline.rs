@@ -556,8 +556,11 @@ mod tests {
                     member: m.into(),
                     fault,
                     role: Role::Follower,
+                    step: None,
+                    by: None,
                 })
                 .collect(),
+            actions: vec![],
             probes: vec![],
             snapshots: vec![],
             rto: None,

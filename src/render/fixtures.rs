@@ -339,6 +339,8 @@ fn fault(at_s: f64, member: &str, fault: &str, role: &str) -> FaultEventRecord {
         member: member.into(),
         fault: word(fault),
         role: word(role),
+        step: None,
+        by: None,
     }
 }
 

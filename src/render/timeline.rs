@@ -461,6 +461,8 @@ mod tests {
             member: member.into(),
             fault: word(fault),
             role: word("follower"),
+            step: None,
+            by: None,
         }
     }
 
