@@ -25,9 +25,10 @@ pub(super) fn compare(
             )));
         }
     }
-    let (a, b) = (read_report(old)?, read_report(new)?);
-    for (r, path, which) in [(&a, old, "OLD"), (&b, new, "NEW")] {
+    let (olds, b) = (read_series(old)?, read_report(new)?);
+    for (r, which) in olds.iter().map(|r| (r, "OLD")).chain([(&b, "NEW")]) {
         if r.verdict == Verdict::Interrupted {
+            let path = if which == "NEW" { new } else { old };
             return Err(Error::InvalidInput(format!(
                 "{which} {} is an interrupted run, which measured nothing to compare; compare completed runs (reports/latest-{} names the last one)",
                 path.display(),
@@ -35,8 +36,13 @@ pub(super) fn compare(
             )));
         }
     }
-    ensure_comparable(&a, &b, force)?;
-    let c = compare_reports(&a, &b, &options);
+    for a in &olds {
+        ensure_comparable(a, &b, force)?;
+    }
+    let c = match olds.as_slice() {
+        [a] => compare_reports(a, &b, &options),
+        series => crate::model::compare::compare_series(series, &b, &options),
+    };
     print!("{}", crate::render::comparison_text(&c));
     Ok(if c.worse {
         Outcome::VerdictFailed
@@ -109,6 +115,32 @@ pub(super) fn check_history(
         Linearizability::NotLinearizable => Outcome::VerdictFailed,
         Linearizability::Unknown => Outcome::Undecided,
     })
+}
+
+/// OLD: one report (a report directory or its report.json), or a directory of report
+/// directories — a `--repeat` series kept as a baseline — read in name order (`latest-*`
+/// links, which name runs already in it, are skipped).
+fn read_series(path: &Path) -> Result<Vec<DrillReport>> {
+    if !path.is_dir() || path.join("report.json").is_file() {
+        return Ok(vec![read_report(path)?]);
+    }
+    let entries = std::fs::read_dir(path).map_err(Error::io("reading a report series", path))?;
+    let mut dirs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("report.json").is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("latest-"))
+        })
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: no report.json in it or in any directory under it; pass a report directory or a directory of them",
+            path.display()
+        )));
+    }
+    dirs.iter().map(|d| read_report(d)).collect()
 }
 
 fn read_report(path: &Path) -> Result<DrillReport> {

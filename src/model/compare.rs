@@ -47,6 +47,9 @@ pub struct Comparison {
     pub worse: bool,
     /// The thresholds the rows were judged by.
     pub options: CompareOptions,
+    /// How many runs OLD is: 1, or a series (`--repeat`) whose median is OLD's value and
+    /// whose spread widens each threshold.
+    pub old_runs: usize,
 }
 
 impl Comparison {
@@ -67,6 +70,9 @@ pub struct CompareRow {
     pub old: Option<f64>,
     pub new: Option<f64>,
     pub worse: bool,
+    /// For a series OLD: max − min of the figure over its runs, added to the threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
 }
 
 /// A time or count that is worse when it grows beyond `old × (1 + tolerance)` and by more
@@ -125,6 +131,7 @@ fn time_rows(old: &DrillReport, new: &DrillReport, o: &CompareOptions) -> Vec<Co
         what,
         old,
         new,
+        spread: None,
     };
     let total = |r: &DrillReport| r.rto.as_ref().map(|r| r.total_s);
     let old_phases = old.rto.as_ref().map(merged_phases).unwrap_or_default();
@@ -139,6 +146,7 @@ fn time_rows(old: &DrillReport, new: &DrillReport, o: &CompareOptions) -> Vec<Co
         what: "rto_s".into(),
         old: a,
         new: b,
+        spread: None,
     }];
     let mut names: Vec<&str> = old_phases.iter().map(|p| p.0.as_str()).collect();
     for (name, _) in &new_phases {
@@ -166,6 +174,7 @@ pub fn compare(old: &DrillReport, new: &DrillReport, options: &CompareOptions) -
         old: rpo(old),
         new: rpo(new),
         worse: grew(rpo(old), rpo(new), o.tolerance, o.rpo_writes),
+        spread: None,
     });
     let verdict = |r: &DrillReport| if r.passed() { 1.0 } else { 0.0 };
     rows.push(CompareRow {
@@ -173,13 +182,93 @@ pub fn compare(old: &DrillReport, new: &DrillReport, options: &CompareOptions) -
         old: Some(verdict(old)),
         new: Some(verdict(new)),
         worse: old.passed() && !new.passed(),
+        spread: None,
     });
     let worse = rows.iter().any(|r| r.worse);
     Comparison {
         rows,
         worse,
         options: o,
+        old_runs: 1,
     }
+}
+
+/// Compares NEW with a series of runs of one scenario (e.g. a `--repeat` series kept as the
+/// baseline). Each figure's OLD is the series' median, and it regresses only when it grew
+/// beyond its threshold *plus the series' own spread* (max − min): what identical reruns
+/// already do is no regression. The verdict row is worse when every run of the series
+/// passed and NEW did not. An empty series is NEW against itself.
+pub fn compare_series(
+    olds: &[DrillReport],
+    new: &DrillReport,
+    options: &CompareOptions,
+) -> Comparison {
+    let o = options.sanitized();
+    let per: Vec<Comparison> = olds.iter().map(|old| compare(old, new, &o)).collect();
+    let Some(first) = per.first() else {
+        return compare(new, new, &o);
+    };
+    let rows: Vec<CompareRow> = first
+        .rows
+        .iter()
+        .map(|r| {
+            let olds: Vec<f64> = per
+                .iter()
+                .filter_map(|c| c.rows.iter().find(|x| x.what == r.what))
+                .filter_map(|x| x.old)
+                .collect();
+            let (median, spread) = median_and_spread(&olds);
+            let worse = if r.what == "verdict" {
+                olds.iter().all(|&v| v == 1.0) && r.new == Some(0.0)
+            } else {
+                // The single-run judgement's threshold, found again from its floor.
+                let floor = row_floor(&r.what, &o, first);
+                grew(median, r.new, o.tolerance, floor + spread.unwrap_or(0.0))
+            };
+            CompareRow {
+                what: r.what.clone(),
+                old: median,
+                new: r.new,
+                worse,
+                spread,
+            }
+        })
+        .collect();
+    Comparison {
+        worse: rows.iter().any(|r| r.worse),
+        rows,
+        options: o,
+        old_runs: olds.len(),
+    }
+}
+
+/// The absolute floor a row's growth must exceed (before any spread).
+fn row_floor(what: &str, o: &CompareOptions, c: &Comparison) -> f64 {
+    let phases = c
+        .rows
+        .iter()
+        .filter(|r| r.what.starts_with("phase "))
+        .count();
+    match what {
+        "rto_s" => o.min_seconds * (phases.max(1) as f64).sqrt(),
+        "rpo_writes" => o.rpo_writes,
+        _ => o.min_seconds,
+    }
+}
+
+fn median_and_spread(v: &[f64]) -> (Option<f64>, Option<f64>) {
+    if v.is_empty() {
+        return (None, None);
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    let median = if s.len() % 2 == 0 {
+        (s[mid - 1] + s[mid]) / 2.0
+    } else {
+        s[mid]
+    };
+    (Some(median), Some(s[s.len() - 1] - s[0]))
 }
 
 #[cfg(test)]
@@ -192,6 +281,42 @@ mod tests {
 
     fn row<'a>(c: &'a Comparison, what: &str) -> &'a CompareRow {
         c.rows.iter().find(|r| r.what == what).unwrap()
+    }
+
+    /// A baseline series knows its own noise: a phase that moved within what the series
+    /// itself spans is no regression, though it would be against one run; a real one still is.
+    #[test]
+    fn a_series_widens_each_threshold_by_its_spread() {
+        let runs: Vec<DrillReport> = [0.7, 1.3, 2.2]
+            .iter()
+            .map(|&s| {
+                let mut r = fixture();
+                set_phase(&mut r, "restore", s);
+                r
+            })
+            .collect();
+        let mut new = fixture();
+        set_phase(&mut new, "restore", 2.6);
+        let o = CompareOptions::default();
+        assert!(row(&compare(&runs[1], &new, &o), "phase restore").worse);
+        let c = compare_series(&runs, &new, &o);
+        let r = row(&c, "phase restore");
+        assert_eq!(r.old, Some(1.3));
+        assert!((r.spread.unwrap() - 1.5).abs() < 1e-9, "{:?}", r.spread);
+        assert!(!r.worse, "{}", comparison_text(&c));
+        assert_eq!(c.old_runs, 3);
+        set_phase(&mut new, "restore", 8.0);
+        assert!(row(&compare_series(&runs, &new, &o), "phase restore").worse);
+        // One failed run in the series: a failing NEW is not a pass -> fail regression.
+        let mut failing = fixture();
+        failing.verdict = crate::model::report::Verdict::Fail;
+        let mut passing_runs = runs.clone();
+        for r in &mut passing_runs {
+            r.verdict = crate::model::report::Verdict::Pass;
+        }
+        assert!(row(&compare_series(&passing_runs, &failing, &o), "verdict").worse);
+        passing_runs[0].verdict = crate::model::report::Verdict::Fail;
+        assert!(!row(&compare_series(&passing_runs, &failing, &o), "verdict").worse);
     }
 
     #[test]

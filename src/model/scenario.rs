@@ -564,6 +564,18 @@ kind = "verify"
     }
 
     #[test]
+    fn the_workload_floor_is_half_the_rate_unless_the_scenario_says() {
+        let with = |extra: &str| {
+            let src = format!("{GOOD}[workload]\nrate = 100\n{extra}");
+            parse("s.toml", &src).unwrap().workload.unwrap().min_rate()
+        };
+        // 16 ops/s of a 100 ops/s target passed silently before: now it is below 50.
+        assert_eq!(with(""), 50.0);
+        assert_eq!(with("min_rate = 10\n"), 10.0);
+        assert_eq!(with("min_rate = 0\n"), 0.0);
+    }
+
+    #[test]
     fn a_good_scenario_parses() {
         let s = parse("good.toml", GOOD).unwrap();
         assert_eq!(*s.cluster.size.get_ref(), 3);

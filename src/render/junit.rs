@@ -258,4 +258,24 @@ mod tests {
         assert!(!names.iter().any(|n| n.starts_with("gate ")), "{names:?}");
         assert!(xml.contains("type=\"interrupted\""), "{xml}");
     }
+
+    /// The workload's checks judge the run up to the step that stopped it: filed under that
+    /// step (a restore) they would read as the restore's failures.
+    #[test]
+    fn workload_checks_are_their_own_cases_not_the_restores() {
+        let mut r = passing();
+        r.checks.push(CheckRecord {
+            step: 7,
+            check: crate::model::report::Check::new("workload-history", false, "not linearizable"),
+        });
+        let (_, _, _, names) = junit_counts(&junit_xml(&r).unwrap());
+        assert!(
+            names.contains(&"workload workload-history".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n == "step7 workload-history"),
+            "{names:?}"
+        );
+    }
 }

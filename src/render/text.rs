@@ -85,6 +85,13 @@ pub fn comparison_text(c: &Comparison) -> String {
         out.push_str(&line(cells, if row.worse { "WORSE" } else { "" }));
     }
     let o = &c.options;
+    if c.old_runs > 1 {
+        let _ = writeln!(
+            out,
+            "old: the median of {} runs; each threshold widened by their spread (max - min)",
+            c.old_runs
+        );
+    }
     let _ = writeln!(
         out,
         "worse: a time up > {:.0}% and > {:.2} s (the RTO: × √phases), the RPO up > {:.0}% and > {} writes, a measurement gone, or pass -> fail",
@@ -354,7 +361,68 @@ pub fn history_op_text(r: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::backup::{Disaster, MemberTime, SnapshotFile, SnapshotStatus};
     use crate::model::compare::{CompareOptions, compare};
+    use crate::model::report::{PhaseRecord, RtoPhase};
+
+    /// The RTO block is a table: every figure ends in one column, phases and members alike
+    /// (a phase's name ignored its width before, so the column wandered).
+    #[test]
+    fn restore_drill_rto_figures_line_up() {
+        let r = RestoreDrillReport {
+            verdict: crate::model::report::Verdict::Pass,
+            size: 3,
+            etcd_version: "3.5.16".into(),
+            restored_with: "3.5.16".into(),
+            seed: 1,
+            tls: false,
+            keys_loaded: 10,
+            keys_verified: 10,
+            rpo_writes: 0,
+            rpo_revisions: 0,
+            disaster_s: 0.1,
+            rto_s: 3.0,
+            phases: RtoPhase::ALL
+                .iter()
+                .map(|&name| PhaseRecord {
+                    name,
+                    seconds: 12.345,
+                })
+                .collect(),
+            restore_per_member: ["etcd-1", "etcd-2"]
+                .iter()
+                .map(|n| MemberTime {
+                    name: n.to_string(),
+                    seconds: 0.5,
+                })
+                .collect(),
+            snapshot: SnapshotFile {
+                path: "s.db".into(),
+                size: 1,
+                sha256: "ab".repeat(32),
+                member: None,
+            },
+            snapshot_status: SnapshotStatus {
+                hash: 0,
+                revision: 5,
+                total_key: 10,
+                total_size: 1,
+            },
+            snapshot_saved_from: "etcd-2".into(),
+            disaster: Disaster::Quorum,
+            fault_events: vec![],
+            checks: vec![],
+            error: None,
+        };
+        let text = restore_drill_text(&r);
+        let ends: Vec<usize> = text
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.ends_with('s'))
+            .map(|l| l.len())
+            .collect();
+        assert_eq!(ends.len(), RtoPhase::ALL.len() + 2, "{text}");
+        assert!(ends.iter().all(|&e| e == ends[0]), "{text}");
+    }
     use crate::render::fixtures::{drop_phase, fixture, opts, passing, set_phase, set_rpo};
 
     #[test]
