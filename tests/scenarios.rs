@@ -59,7 +59,17 @@ fn run_once(name: &str, seed: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         .join(format!("{name}.toml"));
     let reports = tempfile::tempdir().unwrap();
     let (code, text) = common::run_drill_with(&file, reports.path(), &["--seed", seed]);
-    assert_eq!(code, 0, "{name} did not pass:\n{text}");
+    if code != 0 {
+        // Kept for whoever reads the failure: the report, and the history it judged.
+        let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-failures");
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(reports.path())
+            .arg(keep.join(format!("{name}-{}", std::process::id())))
+            .status();
+    }
+    assert_eq!(code, 0, "{name} did not pass (reports kept under target/tmp/scenario-failures):\n{text}");
     assert!(text.contains(&format!("{name}: PASS")), "{text}");
     let dir = std::fs::read_dir(reports.path())
         .unwrap()

@@ -127,12 +127,13 @@ impl Injector {
         Ok(victims)
     }
 
-    /// Stops `names` all at once, as the harness's own action, with a 1 s grace before
-    /// SIGKILL. etcd's graceful stop of a member that still leads first tries to hand its
-    /// leadership over and, with no peer able to take it, waits ~7 s for the transfer to
-    /// time out; whether it still leads at that moment races check-quorum's step-down, so
-    /// identical reruns measured this phase at 4.1 s and 7.3 s. The restore replaces the
-    /// survivors' data, so nothing that wait would preserve matters.
+    /// Stops `names` all at once, as the harness's own action: SIGTERM, then SIGKILL
+    /// without a grace period. etcd's graceful stop of a member that still leads first
+    /// tries to hand its leadership over and, with no peer able to take it, waits ~7 s for
+    /// the transfer to time out; whether it still leads at that moment races check-quorum's
+    /// step-down, so identical reruns measured this phase at 4.1 s and 7.3 s (and with a
+    /// 1 s grace, 0.2 s or 1.2 s). The restore replaces the survivors' data, so nothing a
+    /// graceful stop would keep matters.
     pub async fn stop_all(&mut self, cluster: &mut Cluster, names: &[String]) -> Result<()> {
         let roles = roles(cluster).await;
         let docker = cluster.docker().clone();
@@ -294,7 +295,7 @@ async fn apply(cluster: &mut Cluster, name: &str, kind: FaultKind) -> Result<Ins
 }
 
 /// Seconds a survivor of a disaster gets between SIGTERM and SIGKILL when a restore stops it.
-const SURVIVOR_GRACE_S: i32 = 1;
+const SURVIVOR_GRACE_S: i32 = 0;
 
 /// How long a restarted or unpaused member may take to answer again (it replays its WAL).
 const RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
