@@ -69,7 +69,10 @@ fn run_once(name: &str, seed: &str) -> (tempfile::TempDir, std::path::PathBuf) {
             .arg(keep.join(format!("{name}-{}", std::process::id())))
             .status();
     }
-    assert_eq!(code, 0, "{name} did not pass (reports kept under target/tmp/scenario-failures):\n{text}");
+    assert_eq!(
+        code, 0,
+        "{name} did not pass (reports kept under target/tmp/scenario-failures):\n{text}"
+    );
     assert!(text.contains(&format!("{name}: PASS")), "{text}");
     let dir = std::fs::read_dir(reports.path())
         .unwrap()

@@ -263,7 +263,7 @@ fn median_and_spread(v: &[f64]) -> (Option<f64>, Option<f64>) {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let mid = s.len() / 2;
-    let median = if s.len() % 2 == 0 {
+    let median = if s.len().is_multiple_of(2) {
         (s[mid - 1] + s[mid]) / 2.0
     } else {
         s[mid]
