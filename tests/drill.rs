@@ -560,3 +560,80 @@ fn faults_are_stamped_when_they_take_effect_and_the_snapshot_holds_what_was_ackn
         "the writes lane went dark before the second loss: {windows:?} (lost at {lost_at})"
     );
 }
+
+/// A cancelled run is no verdict: a completed run, then the same scenario stopped by
+/// SIGTERM mid-step. Exit 130; its report says interrupted; its metrics carry no verdict
+/// series (the failing-drill alert must not fire) and its junit one error and no gate
+/// cases; `latest-<scenario>` still names the completed run; `report compare` refuses it.
+#[test]
+fn an_interrupted_run_is_its_own_outcome_not_a_failed_drill() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let done = dir.path().join("done.toml");
+    let steps = "[[steps]]\nkind = \"load\"\nkeys = 20\n[[steps]]\nkind = \"verify\"\n";
+    let head = "name = \"cut\"\n[cluster]\nsize = 1\n[gates]\nmax_rto_s = 60\n";
+    std::fs::write(&done, format!("{head}{steps}")).unwrap();
+    let (code, out) = common::run_drill(&done, &reports);
+    assert_eq!(
+        code, 1,
+        "no restore, so the RTO gate cannot be measured: {out}"
+    );
+    let first = std::fs::read_link(reports.join("latest-cut")).unwrap();
+
+    let long = dir.path().join("long.toml");
+    let wait = "[[steps]]\nkind = \"load\"\nkeys = 20\n[[steps]]\nkind = \"wait\"\nseconds = 120\n";
+    std::fs::write(&long, format!("{head}{wait}[[steps]]\nkind = \"verify\"\n")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_etcd-drill"))
+        .arg("drill")
+        .arg(&long)
+        .arg("--report-dir")
+        .arg(&reports)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the long run's cluster is up and its wait has begun.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+
+    assert_eq!(
+        std::fs::read_link(reports.join("latest-cut")).unwrap(),
+        first
+    );
+    let cut = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && !p.is_symlink() && p.file_name() != first.file_name())
+        .expect("the interrupted run's report directory");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cut.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["verdict"], "interrupted", "{r}");
+    let prom = std::fs::read_to_string(cut.join("metrics.prom")).unwrap();
+    assert!(
+        prom.contains("etcd_drill_interrupted{scenario=\"cut\"} 1"),
+        "{prom}"
+    );
+    assert!(!prom.contains("etcd_drill_verdict"), "{prom}");
+    let junit = std::fs::read_to_string(cut.join("junit.xml")).unwrap();
+    assert!(junit.contains("type=\"interrupted\""), "{junit}");
+    assert!(!junit.contains("gate max_rto_s"), "{junit}");
+    let (code, _, err) = common::etcd_drill(
+        &[
+            "report",
+            "compare",
+            reports.join(&first).to_str().unwrap(),
+            cut.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is an interrupted run"), "{err}");
+}

@@ -142,6 +142,7 @@ pub(super) fn timeline_svg(r: &DrillReport) -> String {
     let (ours, harness): (Vec<_>, Vec<_>) = r.fault_events.iter().partition(|f| injected(r, f));
     events_row(&mut out, &axis, &ours, 90.0, FAULT);
     events_row(&mut out, &axis, &harness, 162.0, HARNESS);
+    actions_row(&mut out, r, &axis, 150.0);
     writes_row(&mut out, r, &spans, &axis, WRITES_Y);
     let leaders = story::leader_spans(r, &spans, end);
     for (i, m) in members.iter().enumerate() {
@@ -217,6 +218,25 @@ fn events_row(out: &mut String, axis: &Axis, events: &[&FaultEventRecord], y: f6
             let ly = y + 22.0 + 15.0 * lane as f64;
             text(out, x - 4.0, ly, "start", "small", &label);
         }
+    }
+}
+
+/// The harness's actions that are no fault (a lost member's container and volume deleted
+/// after its SIGKILL) as thin bars above the harness row, for as long as each took: the
+/// fault is stamped at the kill, the clean-up is shown apart from it.
+fn actions_row(out: &mut String, r: &DrillReport, axis: &Axis, y: f64) {
+    for a in &r.actions {
+        let x = axis.px(fin(a.at_s));
+        let w = (axis.px(fin(a.at_s) + fin(a.seconds).max(0.0)) - x).max(2.0);
+        let step = a.step.map(|s| format!(", step {s}")).unwrap_or_default();
+        let title = format!(
+            "{} of {} at {:.2} s, {:.2} s{step}",
+            "container and volume deleted",
+            a.member,
+            fin(a.at_s),
+            fin(a.seconds)
+        );
+        rect(out, x, y, w, 4.0, HARNESS, &title);
     }
 }
 
@@ -464,6 +484,24 @@ mod tests {
             step: None,
             by: None,
         }
+    }
+
+    #[test]
+    fn a_lost_members_removal_is_drawn_apart_from_its_kill() {
+        let mut r = fixture();
+        r.actions.push(crate::model::report::ActionRecord {
+            at_s: 4.25,
+            seconds: 0.06,
+            member: "etcd-2".into(),
+            action: crate::model::fault::HarnessAction::RemoveContainerAndVolume,
+            step: Some(3),
+        });
+        let svg = timeline_svg(&r);
+        assert!(
+            svg.contains("container and volume deleted of etcd-2 at 4.25 s, 0.06 s, step 3"),
+            "{svg}"
+        );
+        assert!(!timeline_svg(&fixture()).contains("container and volume deleted"));
     }
 
     #[test]
