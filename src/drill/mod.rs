@@ -224,12 +224,11 @@ async fn run_steps(r: &mut Runner<'_>) -> (Vec<StepRecord>, Option<String>) {
     (steps, error)
 }
 
-/// The largest lag of the snapshots the drill's own steps took (a backup command's file
-/// is the user's: no lag is measured for it); `None` when there were none.
+/// The largest lag of the snapshots the drill's steps took (a backup command's file
+/// included: what it missed of what was acknowledged); `None` when there were none.
 fn snapshot_lag(snaps: &[runner::Snap]) -> Option<i64> {
     snaps
         .iter()
-        .filter(|s| !s.by_command)
         .map(|s| s.record.lag.map_or(0, |l| l.revisions))
         .max()
 }

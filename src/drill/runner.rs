@@ -30,8 +30,6 @@ pub(super) struct Snap {
     /// The file as it was recorded when taken; the restore proves it is still those bytes.
     pub backup: Backup,
     pub cluster_id: u64,
-    /// Written by the user's backup command (whose lag the harness cannot measure).
-    pub by_command: bool,
 }
 
 /// What the last restore did, for the verify step after it.
