@@ -148,7 +148,8 @@ pub enum ReportCommand {
     /// directories); exit 1 when NEW is worse than OLD beyond both thresholds.
     Compare {
         /// The earlier run: a report directory (or its report.json), e.g. last night's
-        /// `reports/latest-<scenario>`.
+        /// `reports/latest-<scenario>`; or a directory of report directories (a baseline
+        /// series, e.g. from `--repeat`): its median, each threshold widened by its spread.
         old: PathBuf,
         /// The run to judge against OLD; exit 1 when it is worse. Interrupted runs are
         /// refused (exit 2): they measured nothing.
