@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{OpKind, Record};
+use super::history::{EventKind, OpKind, Record};
 
 /// Which model the history is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,10 +140,13 @@ pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck 
     }
     let mut keys: Vec<&str> = by_key.keys().copied().collect();
     keys.sort();
+    let seen = written_at(history);
+    let none = HashMap::new();
     let mut window = None;
     let mut undecided_keys = vec![];
     for key in &keys {
-        match search(history, &by_key[key], deadline) {
+        let seen = seen.get(key).unwrap_or(&none);
+        match search(history, &by_key[key], seen, deadline) {
             Outcome::Linearizable => {}
             Outcome::Unknown => undecided_keys.push(key.to_string()),
             Outcome::Stuck(mut w) => {
@@ -228,9 +231,12 @@ fn intern(ids: &mut HashMap<String, u32>, v: &Option<String>) -> Option<u32> {
     v.as_ref().map(|s| *ids.entry(s.clone()).or_insert(n))
 }
 
-fn key_ops(history: &[Record], ops: &[usize]) -> Vec<KeyOp> {
+fn key_ops(history: &[Record], ops: &[usize], seen: &HashMap<i64, String>) -> Vec<KeyOp> {
     let mut ids = HashMap::new();
-    let by_revision = values_by_revision(history, ops);
+    let mut by_revision = values_by_revision(history, ops);
+    for (rev, v) in seen {
+        by_revision.entry(*rev).or_insert_with(|| v.clone());
+    }
     ops.iter()
         .map(|&i| {
             let r = &history[i];
@@ -260,6 +266,33 @@ fn key_ops(history: &[Record], ops: &[usize]) -> Vec<KeyOp> {
             }
         })
         .collect()
+}
+
+/// Per key, mod revision → the value written at it, as shown by records the search leaves
+/// out: serializable reads and watch events. A write of unknown outcome that such a record
+/// shows held its value at that revision, and a cas on that revision (the workload takes
+/// `mod_revision` from a serializable read) names that value — not one "never held".
+fn written_at(history: &[Record]) -> HashMap<&str, HashMap<i64, String>> {
+    let mut out: HashMap<&str, HashMap<i64, String>> = HashMap::new();
+    for r in history {
+        let Some(o) = &r.output else { continue };
+        if r.op == OpKind::Get
+            && r.serializable
+            && let (Some(rev), Some(v)) = (o.mod_revision, &o.value)
+        {
+            out.entry(r.key.as_str())
+                .or_default()
+                .insert(rev, v.clone());
+        }
+        for e in o.events.iter().filter(|e| e.kind == EventKind::Put) {
+            if let Some(v) = &e.value {
+                out.entry(e.key.as_str())
+                    .or_default()
+                    .insert(e.revision, v.clone());
+            }
+        }
+    }
+    out
 }
 
 /// One key's mod revisions → the value written at each, from what writes returned and what
@@ -374,12 +407,18 @@ impl Events {
     }
 }
 
-/// The search on one key's operations (`ops`: indices into `history`).
-fn search(history: &[Record], ops: &[usize], deadline: Instant) -> Outcome {
+/// The search on one key's operations (`ops`: indices into `history`); `seen`: the
+/// values the key is known to have held at mod revisions, from every record.
+fn search(
+    history: &[Record],
+    ops: &[usize],
+    seen: &HashMap<i64, String>,
+    deadline: Instant,
+) -> Outcome {
     if ops.is_empty() {
         return Outcome::Linearizable;
     }
-    let kops = key_ops(history, ops);
+    let kops = key_ops(history, ops, seen);
     let mut ev = Events::new(history, ops);
     // The set of placed operations as a Zobrist hash (XOR of a random 128-bit word per
     // operation): O(1) to update and 16 bytes to remember, where the bitset itself would
