@@ -206,12 +206,99 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, BadLine> {
             problem,
         };
         let r: Record = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        // An unknown outcome is said, not implied: a record that lost its "return" would
+        // otherwise pass as one whose result nobody saw, and a stale read with it.
+        if !has_key(line, "return") {
+            return Err(bad(
+                "no \"return\": give when it returned, or \"return\": null if the outcome is unknown".into(),
+            ));
+        }
         if let Some(p) = problem(&r) {
             return Err(bad(p));
         }
-        out.push(r);
+        out.push((i + 1, r));
     }
-    Ok(out)
+    if let Some((line, p)) = overlapping(&out) {
+        return Err(BadLine {
+            file: file.to_string(),
+            line,
+            problem: p,
+        });
+    }
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Whether a JSON object's text has `key` as a key: the quoted name followed by a colon. Inside
+/// a string a quote is escaped, so the quoted name followed by a colon is only ever a key.
+fn has_key(line: &str, key: &str) -> bool {
+    let quoted = format!("\"{key}\"");
+    line.match_indices(&quoted)
+        .any(|(i, m)| line[i + m.len()..].trim_start().starts_with(':'))
+}
+
+/// A client is sequential: an operation it called before its previous one returned is no
+/// history a client makes. (An operation of unknown outcome never returned: the client
+/// gave up on it, so what it does next does not overlap it.) The later line, and why.
+fn overlapping(records: &[(usize, Record)]) -> Option<(usize, String)> {
+    let mut by_client: std::collections::BTreeMap<u64, Vec<&(usize, Record)>> =
+        std::collections::BTreeMap::new();
+    for x in records.iter().filter(|(_, r)| r.known()) {
+        by_client.entry(x.1.client).or_default().push(x);
+    }
+    for ops in by_client.values_mut() {
+        ops.sort_by_key(|(line, r)| (r.call, *line));
+        for w in ops.windows(2) {
+            let ((_, a), (line, b)) = (w[0], w[1]);
+            if a.ret.is_some_and(|ret| b.call < ret) {
+                return Some((
+                    *line,
+                    format!(
+                        "client {} calls this at {} before its previous operation returned (at {}): a client is sequential; give concurrent operations clients of their own",
+                        b.client,
+                        b.call,
+                        a.ret.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Fields that belong to another kind of operation: a put with an `expect`, a cas's
+/// `succeeded` on a get, a delete's count on a put, watch events on anything but a watch.
+fn foreign_fields(r: &Record) -> Option<String> {
+    let op = r.op.as_str();
+    if r.op == OpKind::Put && r.expect.is_some() {
+        return Some("a put takes no \"expect\" (a cas does)".into());
+    }
+    let o = r.output.as_ref()?;
+    let foreign = [
+        (
+            o.succeeded.is_some() && r.op != OpKind::Cas,
+            "succeeded",
+            "a cas's",
+        ),
+        (
+            o.deleted.is_some() && r.op != OpKind::Delete,
+            "deleted",
+            "a delete's",
+        ),
+        (
+            !o.events.is_empty() && r.op != OpKind::Watch,
+            "events",
+            "a watch's",
+        ),
+        (
+            (o.value.is_some() || o.mod_revision.is_some()) && !matches!(r.op, OpKind::Get),
+            "value/mod_revision",
+            "a get's",
+        ),
+    ];
+    foreign
+        .iter()
+        .find(|(bad, _, _)| *bad)
+        .map(|(_, field, whose)| format!("a {op}'s output has no \"{field}\": that is {whose}"))
 }
 
 /// What makes a record meaningless, if anything.
@@ -220,6 +307,9 @@ fn problem(r: &Record) -> Option<String> {
         return Some("returns before it is called (return < call)".into());
     }
     let needs_output = matches!(r.op, OpKind::Get | OpKind::Cas | OpKind::Watch) && r.known();
+    if let Some(p) = foreign_fields(r) {
+        return Some(p);
+    }
     if r.expect_revision.is_some() && (r.op != OpKind::Cas || r.expect.is_some()) {
         return Some("\"expect_revision\" is a cas's, instead of \"expect\"".into());
     }
@@ -274,6 +364,49 @@ mod tests {
         for r in &h {
             assert_eq!(&parse("again", &r.to_line()).unwrap()[0], r);
         }
+    }
+
+    /// Strict input: an unknown outcome is an explicit null, a field of another kind of
+    /// operation is refused, and a client is sequential — each at its line.
+    #[test]
+    fn what_a_history_cannot_say_is_refused_at_its_line() {
+        let ok = r#"{"client":1,"call":1,"return":2,"op":"put","key":"x","value":"1"}"#;
+        let cases = [
+            (
+                r#"{"client":1,"call":5,"op":"get","key":"x","output":{"value":"1"}}"#,
+                "no \"return\"",
+            ),
+            // A key named "return" is not the field.
+            (
+                r#"{"client":1,"call":5,"op":"put","key":"return","value":"1"}"#,
+                "no \"return\"",
+            ),
+            (
+                r#"{"client":1,"call":5,"return":6,"op":"put","key":"x","value":"1","expect":"0"}"#,
+                "a put takes no \"expect\"",
+            ),
+            (
+                r#"{"client":1,"call":5,"return":6,"op":"put","key":"x","value":"1","output":{"succeeded":true}}"#,
+                "that is a cas's",
+            ),
+            (
+                r#"{"client":1,"call":5,"return":6,"op":"get","key":"x","output":{"value":"1","deleted":1}}"#,
+                "that is a delete's",
+            ),
+            (
+                r#"{"client":1,"call":1,"return":9,"op":"get","key":"x","output":{"value":"1"}}"#,
+                "before its previous operation returned",
+            ),
+        ];
+        for (line, says) in cases {
+            let e = parse("h.jsonl", &format!("{ok}\n{line}")).unwrap_err();
+            assert_eq!(e.line, 2, "{line}: {e}");
+            assert!(e.problem.contains(says), "{line}: {e}");
+        }
+        // An unknown outcome does not overlap what the client does next.
+        let gave_up = r#"{"client":1,"call":3,"return":null,"op":"put","key":"x","value":"2"}
+{"client":1,"call":4,"return":5,"op":"get","key":"x","output":{"value":"2"}}"#;
+        assert!(parse("h.jsonl", &format!("{ok}\n{gave_up}")).is_ok());
     }
 
     #[test]
