@@ -316,6 +316,13 @@ fn problem(r: &Record) -> Option<String> {
     if r.serializable && r.op != OpKind::Get {
         return Some("only a get can be \"serializable\"".into());
     }
+    // A serializable read is checked against the state at the revision it reports: one
+    // without it would be skipped, and a pass would claim a check that never ran.
+    if r.serializable && r.known() && r.output.as_ref().is_none_or(|o| o.revision.is_none()) {
+        return Some(
+            "a serializable get that returned needs its header \"revision\" in \"output\"".into(),
+        );
+    }
     if r.start_revision.is_some() != (r.op == OpKind::Watch) {
         return Some("a watch, and only a watch, has a \"start_revision\"".into());
     }

@@ -137,6 +137,13 @@ fn one_watcher(
                 out.problems
                     .push(format!("{at} is below the stream's start revision {start}"));
             }
+            // The stream watches `r.key` as a prefix: an event of another key is not its own.
+            if !e.key.starts_with(r.key.as_str()) {
+                out.problems.push(format!(
+                    "{at} is of a key outside the watched prefix {:?}",
+                    r.key
+                ));
+            }
             match last {
                 Some((rev, _)) if e.revision < rev => out.problems.push(format!(
                     "{at} came after revision {rev}: events out of revision order"

@@ -183,3 +183,18 @@ fn an_unknown_write_may_appear_but_not_before_it_was_issued() {
             .any(|p| p.contains("before the write was issued"))
     );
 }
+
+/// A stream watches its prefix: an event of another key — even one written at that very
+/// revision with that value — is not one it could deliver.
+#[test]
+fn an_event_outside_the_watched_prefix_is_caught() {
+    let mut h = good();
+    h.push(put(50, "/v/c", "4", 8));
+    h.push(resp(60, 1, vec![ev("/v/c", "4", 8)]));
+    let p = problems(&h);
+    assert!(
+        p.iter().any(|p| p.contains("outside the watched prefix")),
+        "{p:?}"
+    );
+    assert!(problems(&good()).is_empty());
+}
