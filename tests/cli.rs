@@ -727,7 +727,13 @@ fn check_history_exit_codes_say_the_verdict() {
     assert_eq!(v["window"]["stuck"], serde_json::json!([2]));
 
     // Thirty concurrent writes and a read of a value none wrote: no verdict in 10 ms.
-    let mut hard: Vec<String> = (0..30).map(|i| put(0, 1000, &i.to_string())).collect();
+    // (Each write its own client: one client's operations never overlap.)
+    let mut hard: Vec<String> = (0..30)
+        .map(|i| {
+            put(0, 1000, &i.to_string())
+                .replace("\"client\":1,", &format!("\"client\":{},", 10 + i))
+        })
+        .collect();
     hard.push(get(0, 1000, "never written"));
     let hard = write("hard.jsonl", &hard);
     let (code, out, _) = run(&["check-history", &hard, "--timeout", "0.01"]);
