@@ -408,7 +408,7 @@ fn report_json(scenario: &str, phases: &[(&str, f64)], rpo: usize) -> serde_json
         "steps": [], "fault_events": [], "probes": [], "snapshots": [],
         "rto": {"total_s": total, "phases": phases.iter()
             .map(|(n, s)| serde_json::json!({"name": n, "seconds": s})).collect::<Vec<_>>()},
-        "rpo": {"writes": rpo, "revisions": rpo},
+        "rpo": {"writes": rpo, "revisions": rpo, "dataset_writes": rpo},
         "checks": [], "gates": [], "table": null, "verdict": "pass", "error": null,
     })
 }
@@ -449,7 +449,10 @@ fn report_compare_ignores_noise_flags_regressions_and_refuses_other_scenarios() 
     assert_eq!(cmp(&noisy, &old, &[]).0, 0, "nor the other way round");
     let (code, out, _) = cmp(&old, &noisy, &["--rpo-writes", "100"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("NEW is worse than OLD: rpo_writes"), "{out}");
+    assert!(
+        out.contains("NEW is worse than OLD: rpo_dataset_writes"),
+        "{out}"
+    );
     let (code, out, _) = cmp(&old, &slow, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(

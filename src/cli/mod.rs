@@ -161,7 +161,9 @@ pub enum ReportCommand {
         /// whole RTO, a sum of n phases, by more than √n times this.
         #[arg(long, default_value_t = 1.0)]
         min_seconds: f64,
-        /// RPO regresses only when it also grew by more than this many lost writes.
+        /// The dataset RPO (keys of the loaded dataset the restore lost) regresses only when it
+        /// also grew by more than this many; the total with the harness's and workload's lost
+        /// writes (how long the faults took, at the clients' rate) is shown, not judged.
         #[arg(long, default_value_t = 200)]
         rpo_writes: u64,
         /// Compare reports of different scenarios anyway.

@@ -16,7 +16,7 @@ fn compare_value(row: &CompareRow, v: Option<f64>) -> String {
     match v {
         None => "-".into(),
         Some(v) if row.what == "verdict" => (if v >= 1.0 { "pass" } else { "fail" }).into(),
-        Some(v) if row.what == "rpo_writes" => num(v),
+        Some(v) if row.counts_writes() => num(v),
         Some(v) => format!("{v:.2}"),
     }
 }
@@ -32,7 +32,7 @@ fn compare_changes(row: &CompareRow) -> [String; 2] {
     if row.what == "verdict" {
         return ["-".into(), (if o == n { "same" } else { "changed" }).into()];
     }
-    let delta = if row.what == "rpo_writes" {
+    let delta = if row.counts_writes() {
         format!("{:+}", (n - o) as i64)
     } else {
         format!("{:+.2}", n - o)
@@ -94,7 +94,7 @@ pub fn comparison_text(c: &Comparison) -> String {
     }
     let _ = writeln!(
         out,
-        "worse: a time up > {:.0}% and > {:.2} s (the RTO: × √phases), the RPO up > {:.0}% and > {} writes, a measurement gone, or pass -> fail",
+        "worse: a time up > {:.0}% and > {:.2} s (the RTO: × √phases), the dataset RPO up > {:.0}% and > {} keys (rpo_writes, with the harness's and workload's, is not judged), a measurement gone, or pass -> fail",
         o.tolerance * 100.0,
         o.min_seconds,
         o.tolerance * 100.0,
