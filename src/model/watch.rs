@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{OpKind, Record, WatchEvent};
+use super::history::{EventKind, OpKind, Record, WatchEvent};
 
 /// The verdict on every watcher of a history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -187,6 +187,23 @@ fn one_watcher(
 /// revision, or a write of unknown outcome with that key and value issued before the event
 /// was received. `None` when it is.
 fn provenance(e: &WatchEvent, received: u64, writes: &Writes) -> Option<String> {
+    // A put event carries the value put and a delete's none: a put event without a value
+    // would otherwise pass for the delete at its revision.
+    if (e.kind == EventKind::Delete) != e.value.is_none() {
+        return Some(format!(
+            "a {} event {} a value",
+            if e.kind == EventKind::Delete {
+                "delete"
+            } else {
+                "put"
+            },
+            if e.kind == EventKind::Delete {
+                "with"
+            } else {
+                "without"
+            }
+        ));
+    }
     let value = e.value.as_deref();
     if let Some(w) = writes.at_revision.get(&e.revision) {
         if w.key != e.key || w.value != value {

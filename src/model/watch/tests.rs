@@ -198,3 +198,37 @@ fn an_event_outside_the_watched_prefix_is_caught() {
     );
     assert!(problems(&good()).is_empty());
 }
+
+/// An event's type is part of what was written: a put event without a value at a delete's
+/// revision is not that delete, nor is a delete event carrying a value.
+#[test]
+fn an_event_of_the_wrong_type_is_caught() {
+    let mut h = good();
+    h.push(Record {
+        op: OpKind::Delete,
+        value: None,
+        output: Some(Output {
+            revision: Some(8),
+            deleted: Some(1),
+            ..Default::default()
+        }),
+        ..put(50, "/w/b", "x", 8)
+    });
+    let mut as_put = ev("/w/b", "x", 8);
+    as_put.value = None;
+    h.push(resp(60, 1, vec![as_put]));
+    let p = problems(&h);
+    assert!(
+        p.iter().any(|p| p.contains("a put event without a value")),
+        "{p:?}"
+    );
+    let mut h = good();
+    let mut del = ev("/w/a", "3", 7);
+    del.kind = EventKind::Delete;
+    h[4] = resp(40, 1, vec![ev("/w/b", "2", 6), del]);
+    let p = problems(&h);
+    assert!(
+        p.iter().any(|p| p.contains("a delete event with a value")),
+        "{p:?}"
+    );
+}
