@@ -26,6 +26,16 @@ use crate::model::table::parse_sizes;
 use crate::procedures::quorum_table::{self, SweepOptions};
 use crate::procedures::recover::cluster_id;
 
+/// What a step's line says of a snapshot's lag (nothing when it caught up).
+fn lag_words(lag: Option<SnapshotLag>) -> String {
+    lag.map_or(String::new(), |l| {
+        format!(
+            "; {} revisions ({} dataset keys) behind the last acknowledged write",
+            l.revisions, l.keys
+        )
+    })
+}
+
 /// The `member` of a snapshot the user's backup command wrote.
 const COMMAND_MEMBER: &str = "backup command";
 
@@ -145,10 +155,9 @@ impl Runner<'_> {
             self.ledger.dataset_after(backup.status.revision)
         });
         let behind = match lag {
-            Some(l) => format!(
-                "; {} revisions ({} dataset keys) behind the last acknowledged write after {:.0} s of waiting (applied {})",
-                l.revisions,
-                l.keys,
+            Some(_) => format!(
+                "{} after {:.0} s of waiting (applied {})",
+                lag_words(lag),
                 snapshot::CATCH_UP.as_secs_f64(),
                 applied.map_or("unknown".into(), |r| r.to_string())
             ),
@@ -236,12 +245,7 @@ impl Runner<'_> {
         let lag = snapshot_lag(acked, backup.status.revision, || {
             self.ledger.dataset_after(backup.status.revision)
         });
-        let behind = lag.map_or(String::new(), |l| {
-            format!(
-                "; {} revisions ({} dataset keys) behind the last acknowledged write",
-                l.revisions, l.keys
-            )
-        });
+        let behind = lag_words(lag);
         let detail = format!(
             "{} written by the backup command in {:.2}s: revision {}, {} bytes{behind}",
             backup.file.file_name(),

@@ -148,24 +148,20 @@ fn time_rows(old: &DrillReport, new: &DrillReport, o: &CompareOptions) -> Vec<Co
     let total = |r: &DrillReport| r.rto.as_ref().map(|r| r.total_s);
     let old_phases = old.rto.as_ref().map(merged_phases).unwrap_or_default();
     let new_phases = new.rto.as_ref().map(merged_phases).unwrap_or_default();
-    // The RTO is the sum of its phases, so its run-to-run noise is theirs added up: with
-    // independent phases, √n times one phase's. Identical reruns on a shared 2-core
-    // machine moved single phases by up to 0.6 s and the RTO by 1.7 s.
-    let n = old_phases.len().max(new_phases.len()).max(1) as f64;
-    let (a, b) = (total(old), total(new));
-    let mut rows = vec![CompareRow {
-        worse: grew(a, b, o.tolerance, o.min_seconds * n.sqrt()),
-        what: "rto_s".into(),
-        old: a,
-        new: b,
-        spread: None,
-    }];
     let mut names: Vec<&str> = old_phases.iter().map(|p| p.0.as_str()).collect();
     for (name, _) in &new_phases {
         if !names.contains(&name.as_str()) {
             names.push(name);
         }
     }
+    let (a, b) = (total(old), total(new));
+    let mut rows = vec![CompareRow {
+        worse: grew(a, b, o.tolerance, rto_floor(o, names.len())),
+        what: "rto_s".into(),
+        old: a,
+        new: b,
+        spread: None,
+    }];
     let find = |ps: &[(String, f64)], name: &str| ps.iter().find(|p| p.0 == name).map(|p| p.1);
     for name in names {
         let (a, b) = (find(&old_phases, name), find(&new_phases, name));
@@ -268,6 +264,13 @@ pub fn compare_series(
     }
 }
 
+/// The RTO is the sum of its phases, so its run-to-run noise is theirs added up: with
+/// independent phases, √n times one phase's. Identical reruns on a shared 2-core machine
+/// moved single phases by up to 0.6 s and the RTO by 1.7 s.
+fn rto_floor(o: &CompareOptions, phases: usize) -> f64 {
+    o.min_seconds * (phases.max(1) as f64).sqrt()
+}
+
 /// The absolute floor a row's growth must exceed (before any spread).
 fn row_floor(what: &str, o: &CompareOptions, c: &Comparison) -> f64 {
     let phases = c
@@ -276,7 +279,7 @@ fn row_floor(what: &str, o: &CompareOptions, c: &Comparison) -> f64 {
         .filter(|r| r.what.starts_with("phase "))
         .count();
     match what {
-        "rto_s" => o.min_seconds * (phases.max(1) as f64).sqrt(),
+        "rto_s" => rto_floor(o, phases),
         "rpo_dataset_writes" => o.rpo_writes,
         _ => o.min_seconds,
     }

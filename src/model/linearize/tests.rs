@@ -335,7 +335,10 @@ fn etcd_register_history(rng: &mut rand::rngs::StdRng) -> Vec<Record> {
                 r.op = OpKind::Put;
                 r.value = Some(v);
                 r.ret = known.then_some(ret);
-                r.output = known.then(|| Output { revision: Some(rev), ..Default::default() });
+                r.output = known.then(|| Output {
+                    revision: Some(rev),
+                    ..Default::default()
+                });
             }
             1 => {
                 r.serializable = true;
@@ -394,5 +397,8 @@ fn register_histories_pass_and_every_single_mutation_fails() {
             assert_eq!(c.verdict, Linearizability::NotLinearizable, "{m:#?}");
         }
     }
-    assert!(mutations > 500, "the mutations must be exercised: {mutations}");
+    assert!(
+        mutations > 500,
+        "the mutations must be exercised: {mutations}"
+    );
 }
