@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use etcd_drill::model::history::{OpKind, Output, Record};
+use etcd_drill::model::history::{OpKind, Output, Record, World};
 use etcd_drill::model::linearize::{Linearizability, Model, check};
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
@@ -110,7 +110,7 @@ fn main() {
             let mut verdict = Linearizability::Unknown;
             for _ in 0..runs {
                 let t = Instant::now();
-                verdict = check(&h, Model::Kv, Duration::from_secs(300)).verdict;
+                verdict = check(&h, Model::Kv, World::Open, Duration::from_secs(300)).verdict;
                 times.push(t.elapsed().as_secs_f64());
             }
             times.sort_by(f64::total_cmp);

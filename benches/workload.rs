@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use etcd_drill::model::history::parse;
+use etcd_drill::model::history::{World, parse};
 use etcd_drill::model::linearize::{Model, check};
 use serde_json::json;
 
@@ -113,7 +113,12 @@ fn main() {
         let mut c = None;
         for _ in 0..runs {
             let t = Instant::now();
-            c = Some(check(&history, Model::Etcd, Duration::from_secs(300)));
+            c = Some(check(
+                &history,
+                Model::Etcd,
+                World::Open,
+                Duration::from_secs(300),
+            ));
             times.push(t.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);

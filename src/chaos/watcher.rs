@@ -31,6 +31,8 @@ impl Watcher {
     ) -> Vec<Record> {
         let mut out = vec![];
         let mut next = 1i64;
+        // Each stream opened gets a number of its own: a resumed stream is checked apart.
+        let mut streams = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let watched = async {
                 let mut c = Client::connect([self.url.as_str()], Some(opts.clone())).await?;
@@ -42,6 +44,7 @@ impl Watcher {
                 continue;
             };
             let start = next;
+            streams += 1;
             while !stop.load(Ordering::Relaxed) {
                 let resp = match tokio::time::timeout(POLL, stream.message()).await {
                     Err(_) => continue,
@@ -66,6 +69,7 @@ impl Watcher {
                         op: OpKind::Watch,
                         key: self.prefix.clone(),
                         start_revision: Some(start),
+                        stream: Some(streams),
                         output: Some(Output {
                             revision: resp.header().map(|h| h.revision()),
                             events,

@@ -82,6 +82,11 @@ pub enum Command {
         /// Give up after this many seconds (the verdict is then "unknown", exit 3).
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
+        /// Other clients may have written keys the history never names (etcd model): a
+        /// revision may be taken by none of its writes. A header line {"world": "open"}
+        /// says the same; without either, every revision must be one of its writes.
+        #[arg(long)]
+        open_world: bool,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -333,7 +338,8 @@ async fn dispatch(
             file,
             model,
             timeout,
+            open_world,
             json,
-        } => report::check_history(&file, model, timeout, json),
+        } => report::check_history(&file, model, timeout, open_world, json),
     }
 }

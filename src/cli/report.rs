@@ -77,8 +77,10 @@ pub(super) fn check_history(
     file: &Path,
     model: Option<super::HistoryModel>,
     timeout: f64,
+    open_world: bool,
     json: bool,
 ) -> Result<Outcome> {
+    use crate::model::history::World;
     use crate::model::linearize::{self, Linearizability, Model};
     if !(timeout.is_finite() && timeout > 0.0) {
         return Err(Error::InvalidInput(format!(
@@ -86,8 +88,10 @@ pub(super) fn check_history(
         )));
     }
     let text = std::fs::read_to_string(file).map_err(Error::io("reading a history", file))?;
-    let history = crate::model::history::parse(&file.display().to_string(), &text)
+    let parsed = crate::model::history::parse_history(&file.display().to_string(), &text)
         .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    drop(text);
+    let history = parsed.records;
     if history.is_empty() {
         return Err(Error::InvalidInput(format!(
             "{}: no operations; a history has one JSON object per line",
@@ -101,7 +105,22 @@ pub(super) fn check_history(
         None if crate::model::history::carries_revisions(&history) => Model::Etcd,
         None => Model::Kv,
     };
-    let c = linearize::check(&history, model, std::time::Duration::from_secs_f64(timeout));
+    if model == Model::Etcd
+        && let Some((i, why)) = crate::model::history::etcd_unready(&history)
+    {
+        return Err(Error::InvalidInput(format!(
+            "{}:{}: {why}",
+            file.display(),
+            parsed.lines[i]
+        )));
+    }
+    let world = if open_world {
+        World::Open
+    } else {
+        parsed.world.unwrap_or_default()
+    };
+    let limit = std::time::Duration::from_secs_f64(timeout);
+    let c = linearize::check(&history, model, world, limit);
     if json {
         println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
     } else {

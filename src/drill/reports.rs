@@ -24,7 +24,11 @@ pub fn write_reports(dir: &Path, r: &DrillReport, repeat: u32) -> Result<PathBuf
     std::fs::write(&p, json).map_err(Error::io("writing a report", &p))?;
     if !r.history.is_empty() {
         let p = out.join("history.jsonl");
+        // The harness writes keys of its own beside the workload's (the dataset, the
+        // background writer, probes) and records none of them here: an open world.
+        let header = crate::model::history::World::Open.to_line() + "\n";
         let lines: String = r.history.iter().map(|h| h.to_line() + "\n").collect();
+        let lines = header + &lines;
         std::fs::write(&p, lines).map_err(Error::io("writing the history", &p))?;
     }
     write_rendered(&out, r)?;

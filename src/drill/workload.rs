@@ -11,6 +11,7 @@ use etcd_client::{GetOptions, WatchOptions};
 use crate::cluster::Cluster;
 use crate::model::across::{self, AfterRestore, Found};
 use crate::model::history::Record;
+use crate::model::history::World;
 use crate::model::linearize::{self, HistoryReport, Linearizability, Model};
 use crate::model::report::Check;
 use crate::model::scenario::{SelfTest, StepKind};
@@ -64,7 +65,7 @@ impl Runner<'_> {
         }
         let history = rec.history;
         let checked = tokio::task::spawn_blocking(move || {
-            let c = linearize::check(&history, Model::Etcd, CHECK_LIMIT);
+            let c = linearize::check(&history, Model::Etcd, World::Open, CHECK_LIMIT);
             (c, history)
         })
         .await;
@@ -76,7 +77,7 @@ impl Runner<'_> {
             return;
         };
         let mut detail = format!(
-            "{}: {} operations ({} of unknown outcome) on {} keys, {rate}, etcd model",
+            "{}: {} operations ({} of unknown outcome) on {} keys, {rate}, etcd model (open world: the harness's own writes to other keys are not in the history)",
             c.verdict.as_str(),
             c.operations,
             c.unknown_outcomes,
@@ -88,15 +89,13 @@ impl Runner<'_> {
                 .iter()
                 .map(|&j| crate::render::history_op_text(&history[j]))
                 .collect();
-            detail.push_str(&format!(
-                "; key {} stuck after {} operations at: {}",
-                w.key,
-                w.placed,
-                stuck.join("; ")
-            ));
+            detail.push_str(&format!("; key {}: {}", w.key, stuck.join("; ")));
         }
         if let Some(p) = c.revision_problems.first() {
             detail.push_str(&format!("; {p}"));
+        }
+        if let Some(why) = &c.undecided {
+            detail.push_str(&format!("; {why}"));
         }
         // Zero operations prove nothing: not a pass.
         let passed = c.verdict == Linearizability::Linearizable && c.operations > 0;

@@ -21,8 +21,63 @@
 //! {"client": 8, "call": 2600, "return": 2600, "op": "watch", "key": "/w/", "start_revision": 1,
 //!  "output": {"revision": 9, "events": [{"type": "put", "key": "/w/x", "value": "4", "revision": 7}]}}
 //! ```
+//!
+//! A watch record may name its `stream` (a number per watcher): a resumed stream is a new
+//! one. Without it a new stream starts where `start_revision` changes.
+//!
+//! The first line may be a header saying what the history promises of writes it does not
+//! hold: `{"world": "closed", "from_revision": 1}` (the default: every write since
+//! `from_revision`, when each of its keys was absent, is in the history — the etcd model
+//! then requires revisions to be consecutive) or `{"world": "open"}` (other clients wrote
+//! other keys, as a drill's harness does: revisions may be taken by writes the history does
+//! not hold). The etcd model needs every returned operation's header `revision` and a
+//! delete's `deleted`.
 
 use serde::{Deserialize, Serialize};
+
+/// What a history promises about writes it does not hold (its header line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "world", deny_unknown_fields)]
+pub enum World {
+    /// Clients the history does not hold may have written, to keys it never names: a
+    /// revision may be taken by none of its writes. Gaps are allowed; the check is weaker.
+    Open,
+    /// Every write since `from_revision` (when every key of the history was absent) is in
+    /// the history: each revision after it is one of the history's writes.
+    Closed {
+        #[serde(default = "fresh_cluster")]
+        from_revision: i64,
+    },
+}
+
+/// A new etcd cluster's revision: nothing written yet.
+fn fresh_cluster() -> i64 {
+    1
+}
+
+impl Default for World {
+    fn default() -> World {
+        World::Closed {
+            from_revision: fresh_cluster(),
+        }
+    }
+}
+
+impl World {
+    /// The header line that declares it.
+    pub fn to_line(self) -> String {
+        serde_json::to_string(&self).expect("a header serializes")
+    }
+}
+
+/// A parsed history: its header's world, if it has one, and its records with their lines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub world: Option<World>,
+    pub records: Vec<Record>,
+    /// The line of each record (1-based), for messages.
+    pub lines: Vec<usize>,
+}
 
 /// What an operation asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,6 +188,9 @@ pub struct Record {
     /// For a watch: the revision its stream started from (a resumed stream starts again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_revision: Option<i64>,
+    /// For a watch: which of the watcher's streams the response came on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<u64>,
 }
 
 /// Whether a history speaks of etcd's revisions (a header revision, a mod revision, a
@@ -193,9 +251,16 @@ pub struct BadLine {
     pub problem: String,
 }
 
-/// Parses `history.jsonl` text; blank lines are skipped. `file` is only for messages.
+/// Parses `history.jsonl` text's records (a header line is read and left out); blank lines
+/// are skipped. `file` is only for messages.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, BadLine> {
+    parse_history(file, text).map(|h| h.records)
+}
+
+/// Parses `history.jsonl` text: the header, if its first line is one, and the records.
+pub fn parse_history(file: &str, text: &str) -> Result<History, BadLine> {
     let mut out = vec![];
+    let mut world = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -205,6 +270,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, BadLine> {
             line: i + 1,
             problem,
         };
+        if out.is_empty() && world.is_none() && has_key(line, "world") && !has_key(line, "client") {
+            world = Some(serde_json::from_str::<World>(line).map_err(|e| {
+                bad(format!(
+                    "{e}: a header is {{\"world\": \"open\"}} or {{\"world\": \"closed\", \"from_revision\": N}}"
+                ))
+            })?);
+            continue;
+        }
         let r: Record = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
         // An unknown outcome is said, not implied: a record that lost its "return" would
         // otherwise pass as one whose result nobody saw, and a stale read with it.
@@ -225,7 +298,39 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, BadLine> {
             problem: p,
         });
     }
-    Ok(out.into_iter().map(|(_, r)| r).collect())
+    let (lines, records) = out.into_iter().unzip();
+    Ok(History {
+        world,
+        records,
+        lines,
+    })
+}
+
+/// The first record the etcd model cannot check, and why: it places every operation that
+/// returned at its header revision, and a delete by whether it removed the key.
+pub fn etcd_unready(history: &[Record]) -> Option<(usize, String)> {
+    history.iter().position(|r| {
+        r.known()
+            && r.op != OpKind::Watch
+            && r.output.as_ref().is_none_or(|o| {
+                o.revision.is_none() || (r.op == OpKind::Delete && o.deleted.is_none())
+            })
+    })
+    .map(|i| {
+        let r = &history[i];
+        let what = if r.op == OpKind::Delete {
+            "\"output\": {\"revision\": N, \"deleted\": 0|1}"
+        } else {
+            "its header revision in \"output\": {\"revision\": N}"
+        };
+        (
+            i,
+            format!(
+                "the etcd model needs a returned {}'s {what}; add it, or check the history with --model kv",
+                r.op.as_str()
+            ),
+        )
+    })
 }
 
 /// Whether a JSON object's text has `key` as a key: the quoted name followed by a colon. Inside
@@ -237,12 +342,13 @@ fn has_key(line: &str, key: &str) -> bool {
 }
 
 /// A client is sequential: an operation it called before its previous one returned is no
-/// history a client makes. (An operation of unknown outcome never returned: the client
-/// gave up on it, so what it does next does not overlap it.) The later line, and why.
+/// history a client makes — whatever the later one's outcome. (An operation of unknown
+/// outcome never returned: the client gave up on it, so what it does next does not overlap
+/// it.) The later line, and why.
 fn overlapping(records: &[(usize, Record)]) -> Option<(usize, String)> {
     let mut by_client: std::collections::BTreeMap<u64, Vec<&(usize, Record)>> =
         std::collections::BTreeMap::new();
-    for x in records.iter().filter(|(_, r)| r.known()) {
+    for x in records.iter().filter(|(_, r)| r.op != OpKind::Watch) {
         by_client.entry(x.1.client).or_default().push(x);
     }
     for ops in by_client.values_mut() {
@@ -322,6 +428,15 @@ fn problem(r: &Record) -> Option<String> {
         return Some(
             "a serializable get that returned needs its header \"revision\" in \"output\"".into(),
         );
+    }
+    if r.output
+        .as_ref()
+        .is_some_and(|o| o.mod_revision.is_some() && o.value.is_none())
+    {
+        return Some("a get of an absent key has no \"mod_revision\" (etcd returns no key)".into());
+    }
+    if r.stream.is_some() && r.op != OpKind::Watch {
+        return Some("only a watch response has a \"stream\"".into());
     }
     if r.start_revision.is_some() != (r.op == OpKind::Watch) {
         return Some("a watch, and only a watch, has a \"start_revision\"".into());

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{EventKind, OpKind, Record};
+use super::history::{EventKind, OpKind, Record, World};
 
 /// Which model the history is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +113,17 @@ pub struct HistoryCheck {
     /// What watchers received, when the history has watches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<super::watch::WatchCheck>,
+    /// What the history promised of writes it does not hold (etcd model): in an open world
+    /// revisions may be taken by writes it does not hold, and the check is weaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<World>,
+    /// Writes of unknown outcome whose revision evidence fixed, and those left to the
+    /// search (etcd model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_unknowns: Option<(usize, usize)>,
+    /// Why the check could not decide (etcd model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<String>,
 }
 
 impl HistoryCheck {
@@ -126,9 +137,13 @@ impl HistoryCheck {
     }
 }
 
-/// Checks `history` against `model`, giving up (`Unknown`) after `limit`.
-pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck {
+/// Checks `history` against `model`, giving up (`Unknown`) after `limit`. `world` is what
+/// the history promises of writes it does not hold (the etcd model's; kv ignores it).
+pub fn check(history: &[Record], model: Model, world: World, limit: Duration) -> HistoryCheck {
     let deadline = Instant::now() + limit;
+    if model == Model::Etcd {
+        return check_etcd(history, world, deadline);
+    }
     let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, r) in history.iter().enumerate() {
         // A read that never returned constrains nothing; serializable reads and watches
@@ -156,14 +171,7 @@ pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck 
             }
         }
     }
-    let revision_problems = match model {
-        Model::Etcd => revision_order(history),
-        Model::Kv => vec![],
-    };
-    let has = |f: fn(&Record) -> bool| model == Model::Etcd && history.iter().any(f);
-    let reads = has(|r| r.serializable).then(|| super::reads::check(history));
-    let watch = has(|r| r.op == OpKind::Watch).then(|| super::watch::check(history));
-    let verdict = if window.is_some() || !revision_problems.is_empty() {
+    let verdict = if window.is_some() {
         Linearizability::NotLinearizable
     } else if !undecided_keys.is_empty() {
         Linearizability::Unknown
@@ -177,10 +185,44 @@ pub fn check(history: &[Record], model: Model, limit: Duration) -> HistoryCheck 
         keys: keys.len(),
         unknown_outcomes: history.iter().filter(|r| !r.known()).count(),
         window,
-        revision_problems,
+        revision_problems: vec![],
         undecided_keys,
+        reads: None,
+        watch: None,
+        world: None,
+        resolved_unknowns: None,
+        undecided: None,
+    }
+}
+
+/// The etcd model: one global state per revision (`revision`), serializable reads'
+/// sessions and watches against the writes it placed.
+fn check_etcd(history: &[Record], world: World, deadline: Instant) -> HistoryCheck {
+    let rc = super::revision::check(history, world, deadline);
+    let has = |f: fn(&Record) -> bool| history.iter().any(f);
+    let reads = has(|r| r.serializable).then(|| super::reads::check(history));
+    let watch =
+        has(|r| r.op == OpKind::Watch).then(|| super::watch::check_with(history, &rc.placed));
+    let ops = history.iter().filter(|r| r.op != OpKind::Watch);
+    let keys: HashSet<&str> = ops.clone().map(|r| r.key.as_str()).collect();
+    HistoryCheck {
+        verdict: match rc.linearizable {
+            Some(true) => Linearizability::Linearizable,
+            Some(false) => Linearizability::NotLinearizable,
+            None => Linearizability::Unknown,
+        },
+        model: Model::Etcd,
+        operations: ops.count(),
+        keys: keys.len(),
+        unknown_outcomes: history.iter().filter(|r| !r.known()).count(),
+        window: rc.window,
+        revision_problems: rc.problems,
+        undecided_keys: vec![],
         reads,
         watch,
+        world: Some(world),
+        resolved_unknowns: Some((rc.resolved, rc.unresolved)),
+        undecided: rc.undecided,
     }
 }
 
@@ -480,7 +522,7 @@ fn search(
 }
 
 /// A fixed pseudo-random 128-bit word for operation `j` (splitmix64, twice).
-fn zobrist_word(j: u64) -> u128 {
+pub(crate) fn zobrist_word(j: u64) -> u128 {
     let mix = |mut z: u64| {
         z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -488,65 +530,6 @@ fn zobrist_word(j: u64) -> u128 {
         z ^ (z >> 31)
     };
     ((mix(2 * j) as u128) << 64) | mix(2 * j + 1) as u128
-}
-
-/// The global revision across keys (etcd model): a response's revision is never below
-/// that of a response returned before its call, a write's is above it, and no two writes
-/// share a revision. Returns what breaks these, at most ten.
-fn revision_order(history: &[Record]) -> Vec<String> {
-    // Serializable reads may lag and watch headers are not answers to a call: neither is
-    // held to the global order.
-    let rev = |r: &Record| {
-        let ordered = !r.serializable && r.op != OpKind::Watch;
-        r.output
-            .as_ref()
-            .and_then(|o| o.revision)
-            .filter(|_| ordered)
-    };
-    let writes = |r: &Record| r.committed().is_some();
-    let mut problems = vec![];
-    let mut owner: HashMap<i64, usize> = HashMap::new();
-    for (i, r) in history.iter().enumerate() {
-        if let (true, Some(v), true) = (r.known(), rev(r), writes(r))
-            && let Some(j) = owner.insert(v, i)
-        {
-            problems.push(format!("operations {j} and {i} both wrote revision {v}"));
-        }
-    }
-    // Returns sorted by time; a sweep keeps the highest revision returned so far.
-    let mut returns: Vec<(u64, i64, usize)> = history
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| Some((r.ret?, rev(r)?, i)))
-        .collect();
-    returns.sort();
-    let mut calls: Vec<(u64, usize)> = history
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.known() && rev(r).is_some())
-        .map(|(i, r)| (r.call, i))
-        .collect();
-    calls.sort();
-    let (mut k, mut best): (usize, Option<(i64, usize)>) = (0, None);
-    for (call, i) in calls {
-        while k < returns.len() && returns[k].0 < call {
-            if best.is_none_or(|b| returns[k].1 > b.0) {
-                best = Some((returns[k].1, returns[k].2));
-            }
-            k += 1;
-        }
-        let (Some((seen, j)), Some(got)) = (best, rev(&history[i])) else {
-            continue;
-        };
-        let behind = got < seen || (writes(&history[i]) && got == seen);
-        if behind {
-            problems.push(format!(
-                "operation {i} got revision {got}, below revision {seen} that operation {j} returned before it was called"
-            ));
-        }
-    }
-    problems.truncate(10);
-    problems
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod linearize;
 pub mod observation;
 pub mod reads;
 pub mod report;
+pub mod revision;
 pub mod scenario;
 pub mod source;
 pub mod table;

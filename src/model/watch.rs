@@ -41,46 +41,125 @@ struct Write<'a> {
     call: u64,
 }
 
-/// Checks every watcher's responses (records of kind `watch`) against the writes of the
-/// history.
-pub fn check(history: &[Record]) -> WatchCheck {
-    let mut at_revision: HashMap<i64, Write> = HashMap::new();
-    // Writes of unknown outcome, by (key, value): they may show up at any revision.
-    let mut maybe: HashMap<(&str, Option<&str>), u64> = HashMap::new();
-    for (op, r) in history.iter().enumerate() {
-        if let Some((rev, value)) = r.committed() {
-            let (key, call) = (r.key.as_str(), r.call);
-            at_revision.insert(
-                rev,
-                Write {
-                    op,
-                    key,
-                    value,
-                    call,
-                },
-            );
-        } else if r.unknown_write() {
-            let value = (r.op != OpKind::Delete)
-                .then_some(r.value.as_deref())
-                .flatten();
-            let e = maybe.entry((r.key.as_str(), value)).or_insert(r.call);
-            *e = (*e).min(r.call);
-        }
-    }
+/// One watch stream: a watcher's responses from one start revision until it ended.
+pub struct Stream<'a> {
+    pub client: u64,
+    /// The watched key prefix.
+    pub prefix: &'a str,
+    pub start: i64,
+    /// Its responses (indices into the history), in the order received.
+    pub responses: Vec<usize>,
+}
+
+/// The history's watch streams, per watcher in the order opened: by their `stream` where
+/// records name it, else a new one wherever `start_revision` changes.
+pub fn streams(history: &[Record]) -> Vec<Stream<'_>> {
     let mut by_watcher: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, r) in history.iter().enumerate() {
         if r.op == OpKind::Watch {
             by_watcher.entry(r.client).or_default().push(i);
         }
     }
+    let mut out: Vec<Stream> = vec![];
+    for (client, mut responses) in by_watcher {
+        responses.sort_by_key(|&i| (history[i].call, i));
+        let first = out.len();
+        for i in responses {
+            let r = &history[i];
+            let start = r.start_revision.unwrap_or(1);
+            let same = |s: &Stream| match r.stream {
+                Some(id) => history[s.responses[0]].stream == Some(id),
+                None => s.start == start && s.prefix == r.key,
+            };
+            // Unnamed streams continue only the last one; named ones their own.
+            let at = match r.stream {
+                Some(_) => out[first..].iter().position(same).map(|p| p + first),
+                None => (out.len() > first && same(&out[out.len() - 1])).then(|| out.len() - 1),
+            };
+            match at {
+                Some(s) => out[s].responses.push(i),
+                None => out.push(Stream {
+                    client,
+                    prefix: r.key.as_str(),
+                    start,
+                    responses: vec![i],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Checks every watcher's responses (records of kind `watch`) against the writes of the
+/// history, as the etcd model placed them (`revision::check`'s `placed`).
+pub fn check(history: &[Record]) -> WatchCheck {
+    let placed = super::revision::placed(history);
+    check_with(history, &placed)
+}
+
+/// [`check`] with the writes already placed: (revision, operation).
+pub fn check_with(history: &[Record], placed: &[(i64, usize)]) -> WatchCheck {
+    let mut at_revision: HashMap<i64, Write> = HashMap::new();
+    for &(rev, op) in placed {
+        let r = &history[op];
+        let value = (r.op != OpKind::Delete)
+            .then_some(r.value.as_deref())
+            .flatten();
+        at_revision.insert(
+            rev,
+            Write {
+                op,
+                key: r.key.as_str(),
+                value,
+                call: r.call,
+            },
+        );
+    }
+    // Writes of unknown outcome left unplaced, by (key, value): they may show up at any
+    // revision no placed write took.
+    let mut maybe: HashMap<(&str, Option<&str>), u64> = HashMap::new();
+    for r in history.iter().filter(|r| r.unknown_write()) {
+        let value = (r.op != OpKind::Delete)
+            .then_some(r.value.as_deref())
+            .flatten();
+        let e = maybe.entry((r.key.as_str(), value)).or_insert(r.call);
+        *e = (*e).min(r.call);
+    }
+    let writes = Writes { at_revision, maybe };
+    let streams = streams(history);
     let mut out = WatchCheck {
-        watchers: by_watcher.len(),
+        watchers: streams
+            .iter()
+            .map(|s| s.client)
+            .collect::<HashSet<_>>()
+            .len(),
+        streams: streams.len(),
         ..Default::default()
     };
-    let writes = Writes { at_revision, maybe };
-    for (client, mut responses) in by_watcher {
-        responses.sort_by_key(|&i| history[i].call);
-        one_watcher(history, client, &responses, &writes, &mut out);
+    // Per watcher, where its last stream ended: (last event's revision, compacted).
+    let mut ended: HashMap<u64, (i64, bool)> = HashMap::new();
+    for s in &streams {
+        // A stream resumed past the revision after the last event skips what lies between:
+        // lost if a write of the prefix is there (after a compaction that is etcd's
+        // documented answer, not a loss). Writes a history does not hold touch no key
+        // under a prefix it watches.
+        if let Some(&(rev, compacted)) = ended.get(&s.client)
+            && s.start > rev + 1
+            && !compacted
+            && let Some((at, w)) = writes
+                .at_revision
+                .iter()
+                .filter(|(at, w)| (rev + 1..s.start).contains(*at) && w.key.starts_with(s.prefix))
+                .min_by_key(|(at, _)| **at)
+        {
+            out.problems.push(format!(
+                "watcher {} resumed from revision {} after receiving up to {rev}: operation #{}'s write of {} at revision {at} is never delivered",
+                s.client, s.start, w.op, w.key
+            ));
+        }
+        let end = one_stream(history, s, &writes, &mut out);
+        let prev = ended.get(&s.client).map_or(0, |e| e.0);
+        ended.insert(s.client, (end.0.unwrap_or(prev).max(prev), end.1));
     }
     out.problems.truncate(20);
     out
@@ -91,38 +170,21 @@ struct Writes<'a> {
     maybe: HashMap<(&'a str, Option<&'a str>), u64>,
 }
 
-/// One watcher's responses in the order received.
-fn one_watcher(
+/// One stream's responses: ordered, unique, atomic, from its start, on its prefix, below
+/// each response's header, each event a write, and every write it covered delivered.
+/// Returns its last event's revision and whether it ended compacted.
+fn one_stream(
     history: &[Record],
-    client: u64,
-    responses: &[usize],
+    s: &Stream,
     writes: &Writes,
     out: &mut WatchCheck,
-) {
+) -> (Option<i64>, bool) {
+    let client = s.client;
     let mut last: Option<(i64, usize)> = None;
-    let mut stream_start: Option<i64> = None;
     let mut seen: HashSet<(i64, &str)> = HashSet::new();
-    // Per stream: the prefix and the revisions it covered, [start, last event].
-    let mut covered: Vec<(&str, i64, i64)> = vec![];
     let mut compacted = false;
-    for &i in responses {
+    for &i in &s.responses {
         let r = &history[i];
-        let start = r.start_revision.unwrap_or(1);
-        if stream_start != Some(start) {
-            out.streams += 1;
-            // A stream resumed past the revision after the last event skips what lies between
-            // (after a compaction that is etcd's documented answer, not a loss).
-            if let Some((rev, _)) = last
-                && start > rev + 1
-                && !compacted
-            {
-                out.problems.push(format!(
-                    "watcher {client} resumed from revision {start} after receiving up to {rev}: revisions in between are never delivered"
-                ));
-            }
-            stream_start = Some(start);
-            covered.push((r.key.as_str(), start, start - 1));
-        }
         let Some(output) = r.output.as_ref() else {
             continue;
         };
@@ -133,15 +195,21 @@ fn one_watcher(
                 "watcher {client}, response #{i}: event {} at revision {}",
                 e.key, e.revision
             );
-            if e.revision < start {
+            if e.revision < s.start {
+                out.problems.push(format!(
+                    "{at} is below the stream's start revision {}",
+                    s.start
+                ));
+            }
+            if let Some(h) = output.revision.filter(|&h| e.revision > h) {
                 out.problems
-                    .push(format!("{at} is below the stream's start revision {start}"));
+                    .push(format!("{at} is above the response's header revision {h}"));
             }
             // The stream watches `r.key` as a prefix: an event of another key is not its own.
-            if !e.key.starts_with(r.key.as_str()) {
+            if !e.key.starts_with(s.prefix) {
                 out.problems.push(format!(
                     "{at} is of a key outside the watched prefix {:?}",
-                    r.key
+                    s.prefix
                 ));
             }
             match last {
@@ -160,27 +228,25 @@ fn one_watcher(
                 out.problems.push(format!("{at}: {p}"));
             }
             last = Some((e.revision, i));
-            if let Some(c) = covered.last_mut() {
-                c.2 = c.2.max(e.revision);
-            }
         }
     }
-    // Every acknowledged write a stream's range covered must have come through it.
+    // Every write the stream's range covered must have come through it.
+    let Some((end, _)) = last else {
+        return (None, compacted);
+    };
     for (rev, w) in &writes.at_revision {
-        let in_range = covered
-            .iter()
-            .any(|&(prefix, a, b)| w.key.starts_with(prefix) && (a..=b).contains(rev));
-        if !in_range {
+        if !w.key.starts_with(s.prefix) || !(s.start..=end).contains(rev) {
             continue;
         }
         out.writes_covered += 1;
         if !seen.contains(&(*rev, w.key)) {
             out.problems.push(format!(
-                "watcher {client} never received operation #{}'s write of {} at revision {rev}, though it received later revisions",
-                w.op, w.key
+                "watcher {client} never received operation #{}'s write of {} at revision {rev}, though its stream from revision {} received later revisions",
+                w.op, w.key, s.start
             ));
         }
     }
+    (Some(end), compacted)
 }
 
 /// Whether an event is something clients wrote: an acknowledged write at that very

@@ -541,7 +541,7 @@ mod tests {
 
     #[test]
     fn a_history_violation_shows_its_window() {
-        use crate::model::history::parse;
+        use crate::model::history::{World, parse};
         use crate::model::linearize::{HistoryReport, Model, check};
         let h = parse(
             "h",
@@ -550,7 +550,12 @@ mod tests {
 {"client":2,"call":40,"return":50,"op":"get","key":"x","output":{"value":"1"}}"#,
         )
         .unwrap();
-        let c = check(&h, Model::Kv, std::time::Duration::from_secs(5));
+        let c = check(
+            &h,
+            Model::Kv,
+            World::Open,
+            std::time::Duration::from_secs(5),
+        );
         let mut r = fixture();
         r.history_check = Some(HistoryReport::new(c, &h, 100.0, 3.0));
         let html = report_html(&r);

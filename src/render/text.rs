@@ -247,20 +247,47 @@ pub fn history_check_text(c: &HistoryCheck, history: &[Record]) -> String {
         }
     );
     if let Some(w) = &c.window {
-        let _ = writeln!(
-            out,
-            "key {:?}: {} of its operations can be ordered, then none of these can go next:",
-            w.key, w.placed
-        );
+        let (stuck, before) = match c.model {
+            Model::Kv => (
+                format!(
+                    "key {:?}: {} of its operations can be ordered, then none of these can go next:",
+                    w.key, w.placed
+                ),
+                "after these, the last placed (in order):",
+            ),
+            Model::Etcd => (
+                format!("key {:?}: no order of the history explains this:", w.key),
+                "after these, its key's last before it in revision order:",
+            ),
+        };
+        let _ = writeln!(out, "{stuck}");
         for &i in &w.stuck {
             let _ = writeln!(out, "  ! #{i} {}", history_op_text(&history[i]));
         }
         if !w.before.is_empty() {
-            out.push_str("after these, the last placed (in order):\n");
+            let _ = writeln!(out, "{before}");
             for &i in &w.before {
                 let _ = writeln!(out, "    #{i} {}", history_op_text(&history[i]));
             }
         }
+    }
+    if let Some((placed, searched)) = c.resolved_unknowns {
+        let world = match c.world {
+            Some(crate::model::history::World::Open) => {
+                "open world: revisions may be taken by writes the history does not hold (a weaker check)".to_string()
+            }
+            Some(crate::model::history::World::Closed { from_revision }) => {
+                format!("closed world: every revision after {from_revision} is one of its writes")
+            }
+            None => "world not said".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{world}; writes of unknown outcome: {placed} placed by what reads and watches showed, {searched} left to the search"
+        );
+    }
+    if let Some(why) = &c.undecided {
+        let _ = writeln!(out, "undecided: {why}");
     }
     for p in &c.revision_problems {
         let _ = writeln!(out, "revision: {p}");
@@ -320,11 +347,15 @@ pub fn history_op_text(r: &Record) -> String {
         },
         r.key
     );
-    match (&r.expect, r.op) {
-        (Some(e), _) => {
+    match (&r.expect, r.expect_revision, r.op) {
+        (_, Some(0), _) => s.push_str(" if absent (mod_revision = 0)"),
+        (_, Some(m), _) => {
+            let _ = write!(s, " if mod_revision = {m}");
+        }
+        (Some(e), _, _) => {
             let _ = write!(s, " if {e:?}");
         }
-        (None, crate::model::history::OpKind::Cas) => s.push_str(" if absent"),
+        (None, _, crate::model::history::OpKind::Cas) => s.push_str(" if absent"),
         _ => {}
     }
     if let Some(v) = &r.value {
@@ -339,6 +370,9 @@ pub fn history_op_text(r: &Record) -> String {
                     .as_deref()
                     .map_or("absent".to_string(), |v| format!("{v:?}"));
                 let _ = write!(s, " -> {v}");
+                if let Some(m) = o.mod_revision {
+                    let _ = write!(s, " (mod {m})");
+                }
             }
             if let Some(ok) = o.succeeded {
                 s.push_str(if ok { " -> succeeded" } else { " -> failed" });

@@ -2,7 +2,7 @@
 //! "not linearizable" would be a test that cannot fail.
 
 use super::*;
-use crate::model::history::{Output, parse};
+use crate::model::history::{Output, World, parse};
 
 const SECOND: Duration = Duration::from_secs(5);
 
@@ -43,7 +43,7 @@ fn with_revision(mut r: Record, rev: i64) -> Record {
 }
 
 fn verdict(h: &[Record]) -> Linearizability {
-    check(h, Model::Kv, SECOND).verdict
+    check(h, Model::Kv, World::Open, SECOND).verdict
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn the_formats_example_is_linearizable() {
 {"client": 4, "call": 2300, "return": null, "op": "cas", "key": "x", "expect": "4", "value": "1"}"#,
     )
     .unwrap();
-    let c = check(&h, Model::Kv, SECOND);
+    let c = check(&h, Model::Kv, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::Linearizable, "{c:?}");
     assert_eq!((c.operations, c.keys, c.unknown_outcomes), (5, 1, 1));
 }
@@ -69,7 +69,7 @@ fn a_stale_read_is_caught_and_shown() {
         put(20, Some(30), "x", "2"),
         get(40, 50, "x", Some("1")),
     ];
-    let c = check(&h, Model::Kv, SECOND);
+    let c = check(&h, Model::Kv, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::NotLinearizable);
     let w = c.window.unwrap();
     assert_eq!(w.key, "x");
@@ -199,7 +199,7 @@ fn keys_are_checked_apart_and_the_bad_one_named() {
         put(20, Some(30), "b", "2"),
         get(40, 50, "b", Some("1")),
     ];
-    let c = check(&h, Model::Kv, SECOND);
+    let c = check(&h, Model::Kv, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::NotLinearizable);
     assert_eq!(c.window.unwrap().key, "b");
 }
@@ -212,7 +212,7 @@ fn running_out_of_time_is_unknown_never_a_pass() {
         .map(|i| put(0, Some(1000), "x", &i.to_string()))
         .collect();
     h.push(get(0, 1000, "x", Some("never written")));
-    let c = check(&h, Model::Kv, Duration::ZERO);
+    let c = check(&h, Model::Kv, World::Open, Duration::ZERO);
     assert_eq!(c.verdict, Linearizability::Unknown, "{c:?}");
     assert_eq!(c.undecided_keys, vec!["x".to_string()]);
 }
@@ -225,7 +225,7 @@ fn the_etcd_model_holds_revisions_to_one_global_order() {
         with_revision(put(40, Some(50), "y", "1"), 6),
     ];
     assert_eq!(
-        check(&ok, Model::Etcd, SECOND).verdict,
+        check(&ok, Model::Etcd, World::Open, SECOND).verdict,
         Linearizability::Linearizable
     );
     // A read on another key that saw an older revision than one already returned.
@@ -233,17 +233,19 @@ fn the_etcd_model_holds_revisions_to_one_global_order() {
         with_revision(put(0, Some(10), "x", "1"), 5),
         with_revision(get(20, 30, "y", None), 4),
     ];
-    let c = check(&stale, Model::Etcd, SECOND);
+    let c = check(&stale, Model::Etcd, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::NotLinearizable);
-    assert!(c.revision_problems[0].contains("below revision 5"), "{c:?}");
+    assert!(
+        c.revision_problems[0].contains("had returned revision 5 before it was called"),
+        "{c:?}"
+    );
     // The register model alone cannot see it.
     assert_eq!(verdict(&stale), Linearizability::Linearizable);
     // Two writes with one revision.
-    let twice = [
-        with_revision(put(0, Some(10), "x", "1"), 5),
-        with_revision(put(0, Some(10), "y", "1"), 5),
-    ];
-    let c = check(&twice, Model::Etcd, SECOND);
+    let mut other = with_revision(put(0, Some(10), "y", "1"), 5);
+    other.client = 2;
+    let twice = [with_revision(put(0, Some(10), "x", "1"), 5), other];
+    let c = check(&twice, Model::Etcd, World::Open, SECOND);
     assert!(
         c.revision_problems[0].contains("both wrote revision 5"),
         "{c:?}"
@@ -262,7 +264,7 @@ fn a_long_contended_history_is_decided() {
         h.push(get(t + 5, t + 20, key, Some(&i.to_string())));
         t += 10;
     }
-    let c = check(&h, Model::Kv, Duration::from_secs(30));
+    let c = check(&h, Model::Kv, World::Open, Duration::from_secs(30));
     assert_eq!(c.verdict, Linearizability::Linearizable, "{c:?}");
 }
 
@@ -283,10 +285,10 @@ fn a_cas_on_a_revision_learned_from_a_serializable_read_is_not_a_false_alarm() {
         )
         .unwrap()
     };
-    let c = check(&history(5), Model::Etcd, SECOND);
+    let c = check(&history(5), Model::Etcd, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::Linearizable, "{c:?}");
     // A revision nobody was shown to hold still cannot succeed.
-    let c = check(&history(4), Model::Etcd, SECOND);
+    let c = check(&history(4), Model::Etcd, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::NotLinearizable, "{c:?}");
 }
 
@@ -300,7 +302,7 @@ fn a_cas_on_a_revision_a_watch_event_showed_is_not_a_false_alarm() {
 {"client": 2, "call": 50, "return": 60, "op": "cas", "key": "x", "expect_revision": 5, "value": "b", "output": {"succeeded": true, "revision": 6}}"#,
     )
     .unwrap();
-    let c = check(&h, Model::Etcd, SECOND);
+    let c = check(&h, Model::Etcd, World::Open, SECOND);
     assert_eq!(c.verdict, Linearizability::Linearizable, "{c:?}");
 }
 
@@ -379,7 +381,7 @@ fn register_histories_pass_and_every_single_mutation_fails() {
     let mut mutations = 0;
     for _ in 0..500 {
         let h = etcd_register_history(&mut rng);
-        let c = check(&h, Model::Etcd, SECOND);
+        let c = check(&h, Model::Etcd, World::Open, SECOND);
         assert_eq!(c.verdict, Linearizability::Linearizable, "{h:#?}\n{c:?}");
         for i in 0..h.len() {
             let mut m = h.clone();
@@ -393,7 +395,7 @@ fn register_histories_pass_and_every_single_mutation_fails() {
                 _ => continue,
             }
             mutations += 1;
-            let c = check(&m, Model::Etcd, SECOND);
+            let c = check(&m, Model::Etcd, World::Open, SECOND);
             assert_eq!(c.verdict, Linearizability::NotLinearizable, "{m:#?}");
         }
     }
