@@ -852,6 +852,55 @@ fn check_history_picks_the_etcd_model_for_histories_with_revisions() {
     assert_eq!(model(&plain), "kv");
 }
 
+/// The etcd model holds a history to its world: a revision none of its writes took fails a
+/// closed history (the default) and is allowed in an open one (`--open-world`, or a header
+/// line, as a drill writes); a returned operation without the revision the model needs is
+/// refused at its line, before anything is checked.
+#[test]
+fn check_history_holds_a_closed_world_to_consecutive_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |call: u64, rev: i64| {
+        format!(
+            r#"{{"client": 0, "call": {call}, "return": {}, "op": "put", "key": "x", "value": "v{rev}", "output": {{"revision": {rev}}}}}"#,
+            call + 1
+        )
+    };
+    let gap = [put(1, 2), put(3, 4)].join("\n");
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let closed = file("closed.jsonl", &gap);
+    let (code, out, err) = run(&["check-history", &closed]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("revision 3 is taken by no write of the history"),
+        "{out}"
+    );
+    assert!(out.contains("closed world"), "{out}");
+    let (code, out, _) = run(&["check-history", &closed, "--open-world"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("open world"), "{out}");
+    let open = file("open.jsonl", &format!("{{\"world\": \"open\"}}\n{gap}"));
+    let (code, out, _) = run(&["check-history", &open]);
+    assert_eq!(code, 0, "{out}");
+    let unready = file(
+        "unready.jsonl",
+        &format!(
+            "{}\n{}",
+            put(1, 2),
+            r#"{"client": 1, "call": 5, "return": 6, "op": "get", "key": "x", "output": {"value": "v2"}}"#
+        ),
+    );
+    let (code, _, err) = run(&["check-history", &unready]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("unready.jsonl:2:") && err.contains("header revision"),
+        "{err}"
+    );
+}
+
 /// quorum-loss-5 as it passes, as report.json: two of five lost for good at once, then the
 /// leader (quorum lost, as the table predicts), then the restore. With `lost` false the
 /// third fault is left out, so the same stretch without a write has a majority up.

@@ -87,10 +87,10 @@ pub(super) fn check_history(
             "--timeout {timeout}: use a number of seconds > 0, e.g. 60"
         )));
     }
-    let text = std::fs::read_to_string(file).map_err(Error::io("reading a history", file))?;
-    let parsed = crate::model::history::parse_history(&file.display().to_string(), &text)
+    let reader = std::fs::File::open(file).map_err(Error::io("reading a history", file))?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let parsed = crate::model::history::parse_reader(&file.display().to_string(), reader)
         .map_err(|e| Error::InvalidInput(e.to_string()))?;
-    drop(text);
     let history = parsed.records;
     if history.is_empty() {
         return Err(Error::InvalidInput(format!(

@@ -259,29 +259,36 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, BadLine> {
 
 /// Parses `history.jsonl` text: the header, if its first line is one, and the records.
 pub fn parse_history(file: &str, text: &str) -> Result<History, BadLine> {
-    let mut out = vec![];
-    let mut world = None;
+    parse_reader(file, text.as_bytes())
+}
+
+/// [`parse_history`] from a reader, a line at a time: a large history is never held as text
+/// beside its records.
+pub fn parse_reader(file: &str, text: impl std::io::BufRead) -> Result<History, BadLine> {
+    let mut h = History::default();
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
         let bad = |problem: String| BadLine {
             file: file.to_string(),
             line: i + 1,
             problem,
         };
-        if out.is_empty() && world.is_none() && has_key(line, "world") && !has_key(line, "client") {
-            world = Some(serde_json::from_str::<World>(line).map_err(|e| {
+        let line = line.map_err(|e| bad(format!("cannot be read: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let first = h.records.is_empty() && h.world.is_none();
+        if first && has_key(&line, "world") && !has_key(&line, "client") {
+            h.world = Some(serde_json::from_str::<World>(&line).map_err(|e| {
                 bad(format!(
                     "{e}: a header is {{\"world\": \"open\"}} or {{\"world\": \"closed\", \"from_revision\": N}}"
                 ))
             })?);
             continue;
         }
-        let r: Record = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let r: Record = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
         // An unknown outcome is said, not implied: a record that lost its "return" would
         // otherwise pass as one whose result nobody saw, and a stale read with it.
-        if !has_key(line, "return") {
+        if !has_key(&line, "return") {
             return Err(bad(
                 "no \"return\": give when it returned, or \"return\": null if the outcome is unknown".into(),
             ));
@@ -289,21 +296,17 @@ pub fn parse_history(file: &str, text: &str) -> Result<History, BadLine> {
         if let Some(p) = problem(&r) {
             return Err(bad(p));
         }
-        out.push((i + 1, r));
+        h.records.push(r);
+        h.lines.push(i + 1);
     }
-    if let Some((line, p)) = overlapping(&out) {
+    if let Some((line, p)) = overlapping(&h.records, &h.lines) {
         return Err(BadLine {
             file: file.to_string(),
             line,
             problem: p,
         });
     }
-    let (lines, records) = out.into_iter().unzip();
-    Ok(History {
-        world,
-        records,
-        lines,
-    })
+    Ok(h)
 }
 
 /// The first record the etcd model cannot check, and why: it places every operation that
@@ -345,11 +348,13 @@ fn has_key(line: &str, key: &str) -> bool {
 /// history a client makes — whatever the later one's outcome. (An operation of unknown
 /// outcome never returned: the client gave up on it, so what it does next does not overlap
 /// it.) The later line, and why.
-fn overlapping(records: &[(usize, Record)]) -> Option<(usize, String)> {
-    let mut by_client: std::collections::BTreeMap<u64, Vec<&(usize, Record)>> =
+fn overlapping(records: &[Record], lines: &[usize]) -> Option<(usize, String)> {
+    let mut by_client: std::collections::BTreeMap<u64, Vec<(usize, &Record)>> =
         std::collections::BTreeMap::new();
-    for x in records.iter().filter(|(_, r)| r.op != OpKind::Watch) {
-        by_client.entry(x.1.client).or_default().push(x);
+    for (r, &line) in records.iter().zip(lines) {
+        if r.op != OpKind::Watch {
+            by_client.entry(r.client).or_default().push((line, r));
+        }
     }
     for ops in by_client.values_mut() {
         ops.sort_by_key(|(line, r)| (r.call, *line));
@@ -357,7 +362,7 @@ fn overlapping(records: &[(usize, Record)]) -> Option<(usize, String)> {
             let ((_, a), (line, b)) = (w[0], w[1]);
             if a.ret.is_some_and(|ret| b.call < ret) {
                 return Some((
-                    *line,
+                    line,
                     format!(
                         "client {} calls this at {} before its previous operation returned (at {}): a client is sequential; give concurrent operations clients of their own",
                         b.client,

@@ -6,9 +6,9 @@
 //!
 //! Keys are independent in this model, and linearizability is local (a history is
 //! linearizable iff every key's sub-history is), so each key is searched on its own,
-//! which keeps a contended history of many keys tractable. The etcd model adds what one
-//! global revision implies across keys: revisions never go backwards in real time, and
-//! every write has a revision of its own.
+//! which keeps a contended history of many keys tractable. This is the kv model (values
+//! only, for foreign histories); the etcd model, one global state per revision, is
+//! `revision`, reached through the same [`check`].
 //!
 //! The search has a deadline: running out of time gives `Unknown`, never a pass.
 

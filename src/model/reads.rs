@@ -1,9 +1,9 @@
-//! Serializable reads, against the guarantee they have. A member answers them from its
-//! own applied state without asking the leader, so they may be stale by design and are
-//! not held to linearizability. What they do promise: the value is the key's state at the
-//! revision the response reports (a committed state, not a made-up or future one), and a
-//! client pinned to one member never sees that member go back to before a revision it
-//! already showed the client (etcd applies a write on the member that took it before
+//! Serializable reads' sessions. A member answers them from its own applied state without
+//! asking the leader, so they may be stale by design and are not held to linearizability;
+//! their answer must be the state at the revision they report, which the etcd model
+//! (`revision`) checks by replaying each there. What is left is the session: a client
+//! pinned to one member never sees it go back to before a revision its own returned
+//! operations already showed it (etcd applies a write on the member that took it before
 //! answering, and a restarted member serves only after replaying its log).
 
 use std::collections::HashMap;

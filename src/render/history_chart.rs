@@ -220,7 +220,7 @@ pub(super) fn history_section(h: &mut String, r: &DrillReport, hr: &HistoryRepor
         hr.seconds,
         match c.model {
             Model::Kv => "key-value",
-            Model::Etcd => "etcd (global revision)",
+            Model::Etcd => "etcd (one state per revision)",
         }
     );
     if let Some(w) = &c.window {

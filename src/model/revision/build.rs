@@ -3,16 +3,16 @@
 //! evidence shows them, and the rest left to the search with the lowest revision each may
 //! take.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use super::search::Violation;
 use super::{Cond, Effect, Event, KeyState, Source, Unknown, Want, What};
 use crate::model::history::{EventKind, OpKind, Record};
 use crate::model::linearize::Window;
 
-pub(crate) struct Built {
-    pub keys: Vec<String>,
-    pub values: Vec<String>,
+pub(crate) struct Built<'a> {
+    pub keys: Vec<&'a str>,
+    pub values: Vec<&'a str>,
     /// Every pinned write and every response's expectation, in revision order.
     pub events: Vec<Event>,
     /// Writes of unknown outcome no evidence placed.
@@ -20,10 +20,12 @@ pub(crate) struct Built {
     pub resolved: usize,
     /// What real time or revisions rule out before any search.
     pub problems: Vec<String>,
-    /// Revisions pinned writes took.
-    pub occupied: HashSet<i64>,
-    /// Revisions some record names (a mod revision, a cas's, a watch event's).
-    pub named: BTreeSet<i64>,
+    /// Revisions pinned writes took, in order, and for each the last revision of the
+    /// unbroken run it is in: the lowest free revision above any is one binary search away.
+    pub occupied_sorted: Vec<i64>,
+    pub run_end: Vec<i64>,
+    /// Revisions some record names (a mod revision, a cas's, a watch event's), in order.
+    pub named: Vec<i64>,
     /// Per key, the revision ranges a watch stream on it covered, and where it delivered
     /// an event of the key: a write there that no stream delivered cannot be.
     pub covered: Vec<Vec<(i64, i64)>>,
@@ -32,36 +34,76 @@ pub(crate) struct Built {
     pub placed: Vec<(i64, usize)>,
 }
 
-impl Built {
+impl Built<'_> {
+    pub fn is_occupied(&self, g: i64) -> bool {
+        self.occupied_sorted.binary_search(&g).is_ok()
+    }
+
+    pub fn is_named(&self, g: i64) -> bool {
+        self.named.binary_search(&g).is_ok()
+    }
+
+    /// The named revisions in `lb..=hi`.
+    pub fn named_in(&self, lb: i64, hi: i64) -> &[i64] {
+        let a = self.named.partition_point(|&x| x < lb);
+        let z = self.named.partition_point(|&x| x <= hi);
+        &self.named[a..z.max(a)]
+    }
+
     /// Whether a write of key `k` may take revision `g` without a record saying otherwise.
     pub fn free_for(&self, k: u32, g: i64) -> bool {
-        !self.occupied.contains(&g)
+        !self.is_occupied(g)
             && (self.delivered.contains(&(k, g))
                 || !self.covered[k as usize]
                     .iter()
                     .any(|&(a, b)| (a..=b).contains(&g)))
     }
 
+    /// The lowest revision at or above `g` that no pinned write took.
+    pub fn unoccupied_from(&self, g: i64) -> i64 {
+        let p = self.occupied_sorted.partition_point(|&x| x < g);
+        match self.occupied_sorted.get(p) {
+            Some(&x) if x == g => self.run_end[p] + 1,
+            _ => g,
+        }
+    }
+
     /// The lowest revision in `lb..=hi` a write of `k` may take that no record names.
     pub fn anonymous_slot(&self, k: u32, lb: i64, hi: i64) -> Option<i64> {
-        (lb..=hi).find(|&g| !self.named.contains(&g) && self.free_for(k, g))
+        let mut g = self.unoccupied_from(lb);
+        while g <= hi {
+            // A stream that covered `g` without delivering an event of `k` there rules it
+            // out, and the rest of its range with it.
+            let covering = self.covered[k as usize]
+                .iter()
+                .filter(|&&(a, b)| (a..=b).contains(&g))
+                .map(|&(_, b)| b)
+                .max();
+            g = match covering {
+                Some(b) if !self.delivered.contains(&(k, g)) => self.unoccupied_from(b + 1),
+                _ if self.is_named(g) => self.unoccupied_from(g + 1),
+                _ => return Some(g),
+            };
+        }
+        None
     }
 }
 
+/// Strings as small numbers, borrowed from the history (a million values are not copied).
 #[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
+struct Interner<'a> {
+    ids: HashMap<&'a str, u32>,
+    names: Vec<&'a str>,
 }
 
-impl Interner {
-    fn id(&mut self, s: &str) -> u32 {
+impl<'a> Interner<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
         if let Some(&i) = self.ids.get(s) {
             return i;
         }
         let i = self.names.len() as u32;
-        self.ids.insert(s.to_string(), i);
-        self.names.push(s.to_string());
+        self.ids.insert(s, i);
+        self.names.push(s);
         i
     }
 }
@@ -84,18 +126,18 @@ fn shown(r: &Record) -> Option<((i64, u8), bool)> {
     Some(((rev, !write as u8), !r.serializable))
 }
 
-pub(crate) fn build(history: &[Record]) -> Built {
+pub(crate) fn build(history: &[Record]) -> Built<'_> {
     let mut keys = Interner::default();
     let mut values = Interner::default();
     let mut events = vec![];
     let mut unknowns = vec![];
-    let mut named = BTreeSet::new();
+    let mut named = vec![];
     for (i, r) in history.iter().enumerate() {
         let k = keys.id(&r.key);
         let value = r.value.as_deref().map(|v| values.id(v));
         let cond = match (r.op, r.expect_revision) {
             (OpKind::Cas, Some(m)) => {
-                named.insert(m);
+                named.push(m);
                 Cond::ModRevision(m)
             }
             _ => Cond::Value(r.expect.as_deref().map(|v| values.id(v))),
@@ -127,7 +169,7 @@ pub(crate) fn build(history: &[Record]) -> Built {
             });
         }
         for (j, e) in o.events.iter().enumerate() {
-            named.insert(e.revision);
+            named.push(e.revision);
             let value = e.value.as_deref().map(|v| values.id(v));
             let value = if e.kind == EventKind::Delete {
                 None
@@ -156,7 +198,7 @@ pub(crate) fn build(history: &[Record]) -> Built {
             }),
             _ => {
                 if let Some(m) = o.mod_revision {
-                    named.insert(m);
+                    named.push(m);
                 }
                 What::Expect(Want::State {
                     value: o.value.as_deref().map(|v| values.id(v)),
@@ -184,8 +226,17 @@ pub(crate) fn build(history: &[Record]) -> Built {
         }
     }
     events.sort_by_key(|e| (e.pos(), e.source));
-    let mut placed: Vec<(i64, usize)> = occupied.iter().map(|(&g, &i)| (g, i)).collect();
+    let mut placed: Vec<(i64, usize)> = occupied.into_iter().collect();
     placed.sort();
+    named.sort();
+    named.dedup();
+    let occupied_sorted: Vec<i64> = placed.iter().map(|p| p.0).collect();
+    let mut run_end = occupied_sorted.clone();
+    for p in (0..run_end.len().saturating_sub(1)).rev() {
+        if occupied_sorted[p + 1] == occupied_sorted[p] + 1 {
+            run_end[p] = run_end[p + 1];
+        }
+    }
     let (covered, delivered) = coverage(history, &mut keys);
     Built {
         keys: keys.names,
@@ -194,7 +245,8 @@ pub(crate) fn build(history: &[Record]) -> Built {
         unknowns,
         resolved,
         problems,
-        occupied: occupied.into_keys().collect(),
+        occupied_sorted,
+        run_end,
         named,
         covered,
         delivered,
@@ -328,9 +380,9 @@ fn resolve(events: &mut Vec<Event>, unknowns: &mut Vec<Unknown>) -> usize {
 /// Per key, the ranges watch streams covered (from their start to their last event) and
 /// the revisions at which they delivered one of its events.
 #[allow(clippy::type_complexity)]
-fn coverage(
-    history: &[Record],
-    keys: &mut Interner,
+fn coverage<'a>(
+    history: &'a [Record],
+    keys: &mut Interner<'a>,
 ) -> (Vec<Vec<(i64, i64)>>, HashSet<(u32, i64)>) {
     let mut covered = vec![vec![]; keys.names.len()];
     let mut delivered = HashSet::new();
@@ -451,7 +503,7 @@ pub(crate) fn window(b: &Built, v: &Violation) -> Window {
         .collect();
     let from = before.len().saturating_sub(5);
     Window {
-        key: b.keys[e.key as usize].clone(),
+        key: b.keys[e.key as usize].to_string(),
         placed: before.len(),
         before: before[from..].to_vec(),
         stuck: vec![e.source.op()],

@@ -18,6 +18,7 @@
 //! history; in an open one (a drill, whose harness writes other keys too) revisions may be
 //! taken by writes the history does not hold, which touch none of its keys.
 
+mod assign;
 mod build;
 mod search;
 

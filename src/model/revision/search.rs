@@ -13,11 +13,24 @@
 //! history searched as one.
 
 use std::collections::{HashMap, HashSet};
+
 use std::time::Instant;
 
 use super::build::Built;
 use super::build::zobrist_word;
 use super::{Event, KeyState, Unknown, What, World};
+
+/// A write of unknown outcome the search inserted: which (index into `Built::unknowns`), at
+/// which revision, and the range it could have taken instead; `anonymous` when no record
+/// names the revision, so any other free one in the range explains as much.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Insert {
+    pub unknown: usize,
+    pub slot: i64,
+    pub lb: i64,
+    pub hi: i64,
+    pub anonymous: bool,
+}
 
 pub(crate) enum Found {
     Witness,
@@ -35,16 +48,17 @@ pub(crate) struct Violation {
     pub gap: Option<i64>,
 }
 
-/// States remembered at most: about 64 bytes each, so the search stays under 1 GB at any
-/// deadline; beyond it the answer is undecided, never a guess.
-const MEMO_CAP: usize = 8_000_000;
+/// States remembered at most: about 64 bytes each with the table's slack, so the search
+/// stays well under 1 GB at any deadline; beyond it the answer is undecided, never a guess.
+const MEMO_CAP: usize = 4_000_000;
 
 pub(crate) fn run(b: &Built, world: World, deadline: Instant) -> Found {
     let keys = b.keys.len() as u32;
-    let mut inserted: Vec<(usize, i64)> = vec![];
+    let mut inserted: Vec<Insert> = vec![];
     let mut undecided = None;
+    let none = HashSet::new();
     for k in 0..keys {
-        match Dfs::new(b, Some(k), World::Open, deadline).run() {
+        match Dfs::new(b, Some(k), World::Open, deadline, &none).run() {
             Ok(ins) => inserted.extend(ins),
             Err(Stop::Violation(v)) => return Found::Violation(v),
             Err(Stop::Undecided(why)) => undecided = Some(why),
@@ -53,11 +67,12 @@ pub(crate) fn run(b: &Built, world: World, deadline: Instant) -> Found {
     if let Some(why) = undecided {
         return Found::Undecided(why);
     }
-    let slots: HashSet<i64> = inserted.iter().map(|&(_, g)| g).collect();
-    if slots.len() == inserted.len() && matches!(world, World::Open) {
+    // Each key explained on its own: one explanation of all of them at once is the keys'
+    // insertions on distinct revisions and, in a closed world, every other revision filled.
+    if super::assign::complete(b, world, &inserted) {
         return Found::Witness;
     }
-    match Dfs::new(b, None, world, deadline).run() {
+    match Dfs::new(b, None, world, deadline, &none).run() {
         Ok(_) => Found::Witness,
         Err(Stop::Violation(v)) => Found::Violation(v),
         Err(Stop::Undecided(why)) => Found::Undecided(why),
@@ -74,7 +89,7 @@ struct Frame {
     i: usize,
     cursor: i64,
     next: usize,
-    cands: Option<Vec<(usize, i64)>>,
+    cands: Option<Vec<(usize, Insert)>>,
     undo: Undo,
 }
 
@@ -88,9 +103,11 @@ enum Undo {
 }
 
 struct Dfs<'a> {
-    b: &'a Built,
+    b: &'a Built<'a>,
     /// The events walked (indices into `Built::events`), in revision order.
     events: Vec<usize>,
+    /// Revisions other keys' explanations took: avoided.
+    taken: &'a HashSet<i64>,
     per_key: bool,
     /// The unknown writes that may be inserted, by index into `Built::unknowns`, by `lo`.
     unknowns: Vec<usize>,
@@ -104,13 +121,19 @@ struct Dfs<'a> {
     cursor: i64,
     i: usize,
     memo: HashSet<(u32, i64, u128, u128)>,
-    path: Vec<(usize, i64)>,
+    path: Vec<Insert>,
     deepest: Option<Violation>,
     steps: u64,
 }
 
 impl<'a> Dfs<'a> {
-    fn new(b: &'a Built, key: Option<u32>, world: World, deadline: Instant) -> Dfs<'a> {
+    fn new(
+        b: &'a Built<'a>,
+        key: Option<u32>,
+        world: World,
+        deadline: Instant,
+        taken: &'a HashSet<i64>,
+    ) -> Dfs<'a> {
         let mine = |k: u32| key.is_none_or(|x| x == k);
         let events = (0..b.events.len())
             .filter(|&e| mine(b.events[e].key))
@@ -126,6 +149,7 @@ impl<'a> Dfs<'a> {
         Dfs {
             b,
             events,
+            taken,
             per_key: key.is_some(),
             used: vec![false; unknowns.len()],
             unknowns,
@@ -155,7 +179,7 @@ impl<'a> Dfs<'a> {
     }
 
     fn event(&self) -> Option<&'a Event> {
-        let b: &'a Built = self.b;
+        let b: &'a Built<'a> = self.b;
         self.events.get(self.i).map(|&e| &b.events[e])
     }
 
@@ -168,7 +192,7 @@ impl<'a> Dfs<'a> {
         })
     }
 
-    fn run(mut self) -> Result<Vec<(usize, i64)>, Stop> {
+    fn run(mut self) -> Result<Vec<Insert>, Stop> {
         let mut frames: Vec<Frame> = vec![];
         loop {
             if self.i == self.events.len() {
@@ -240,7 +264,8 @@ impl<'a> Dfs<'a> {
         }
         let cands = f.cands.as_ref().expect("just set");
         while f.next - 1 < cands.len() {
-            let (u, slot) = cands[f.next - 1];
+            let (u, ins) = cands[f.next - 1];
+            let slot = ins.slot;
             f.next += 1;
             let unk = self.b.unknowns[self.unknowns[u]];
             let before = self.key_state(unk.key);
@@ -250,7 +275,7 @@ impl<'a> Dfs<'a> {
                 self.used_hash ^= zobrist_word(u as u64);
                 self.used_count += 1;
                 self.cursor = slot;
-                self.path.push((self.unknowns[u], slot));
+                self.path.push(ins);
                 f.undo = Undo::Insert(u, unk.key, before);
                 return true;
             }
@@ -327,7 +352,7 @@ impl<'a> Dfs<'a> {
     }
 
     /// The insertions to try before the current event: (unknown, revision).
-    fn candidates(&self) -> Vec<(usize, i64)> {
+    fn candidates(&self) -> Vec<(usize, Insert)> {
         let Some(bound) = self.bound() else {
             return vec![];
         };
@@ -345,25 +370,59 @@ impl<'a> Dfs<'a> {
             if lb > bound {
                 continue;
             }
+            let insert = |slot, anonymous| {
+                (
+                    u,
+                    Insert {
+                        unknown: ui,
+                        slot,
+                        lb,
+                        hi: bound,
+                        anonymous,
+                    },
+                )
+            };
             if self.closed {
                 let g = self.cursor + 1;
                 if g >= unk.lo && g <= bound && self.b.free_for(unk.key, g) {
-                    out.push((u, g));
+                    out.push(insert(g, false));
                 }
                 continue;
             }
             if unk.effect.apply(s, lb).is_none() {
                 continue;
             }
-            if let Some(g) = self.b.anonymous_slot(unk.key, lb, bound) {
-                out.push((u, g));
+            let mut from = lb;
+            while let Some(g) = self.b.anonymous_slot(unk.key, from, bound) {
+                if !self.taken.contains(&g) {
+                    out.push(insert(g, true));
+                    break;
+                }
+                from = g + 1;
             }
-            for &g in self.b.named.range(lb..=bound) {
-                if self.b.free_for(unk.key, g) {
-                    out.push((u, g));
+            for &g in self.b.named_in(lb, bound) {
+                if self.b.free_for(unk.key, g) && !self.taken.contains(&g) {
+                    out.push(insert(g, false));
                 }
             }
         }
+        // Those after which the event holds first: an explanation with fewer writes nobody
+        // saw leaves more free revisions to the other keys.
+        let e = self.event().expect("a bound has an event");
+        let fixes = |&(_, ins): &(usize, Insert)| {
+            let x = &self.b.unknowns[ins.unknown];
+            let after = x.effect.apply(self.key_state(x.key), ins.slot);
+            let s = if x.key == e.key {
+                after
+            } else {
+                Some(self.key_state(e.key))
+            };
+            s.is_some_and(|s| match e.what {
+                What::Write(eff) => eff.apply(s, e.rev).is_some(),
+                What::Expect(w) => w.holds(s),
+            })
+        };
+        out.sort_by_key(|c| !fixes(c));
         out
     }
 
