@@ -50,7 +50,7 @@ pub(crate) struct Violation {
 
 /// States remembered at most: about 64 bytes each with the table's slack, so the search
 /// stays well under 1 GB at any deadline; beyond it the answer is undecided, never a guess.
-const MEMO_CAP: usize = 4_000_000;
+const MEMO_CAP: usize = 2_500_000;
 
 pub(crate) fn run(b: &Built, world: World, deadline: Instant) -> Found {
     let keys = b.keys.len() as u32;
@@ -70,6 +70,22 @@ pub(crate) fn run(b: &Built, world: World, deadline: Instant) -> Found {
     // Each key explained on its own: one explanation of all of them at once is the keys'
     // insertions on distinct revisions and, in a closed world, every other revision filled.
     if super::assign::complete(b, world, &inserted) {
+        return Found::Witness;
+    }
+    // They collided: once more, each key avoiding the revisions the keys before it took.
+    // (A key that cannot is no proof of anything: the whole history is searched then.)
+    let mut taken: HashSet<i64> = HashSet::new();
+    let mut again: Vec<Insert> = vec![];
+    for k in 0..keys {
+        match Dfs::new(b, Some(k), World::Open, deadline, &taken).run() {
+            Ok(ins) => {
+                taken.extend(ins.iter().map(|i| i.slot));
+                again.extend(ins);
+            }
+            Err(_) => break,
+        }
+    }
+    if super::assign::complete(b, world, &again) {
         return Found::Witness;
     }
     match Dfs::new(b, None, world, deadline, &none).run() {
@@ -422,7 +438,9 @@ impl<'a> Dfs<'a> {
                 What::Expect(w) => w.holds(s),
             })
         };
-        out.sort_by_key(|c| !fixes(c));
+        // Among those, a revision a record names before one nobody does: a later cas on the
+        // mod revision or a read of it is what needs the write there.
+        out.sort_by_key(|c| (!fixes(c), c.1.anonymous));
         out
     }
 
