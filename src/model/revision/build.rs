@@ -467,8 +467,7 @@ pub(crate) fn describe(history: &[Record], b: &Built, v: &Violation) -> String {
             ),
             None => format!("watch event: delete at revision {}", last.unwrap_or(e.rev)),
         },
-        (What::Expect(Want::State { value, last }), _) if r.op == OpKind::Delete => {
-            let _ = (value, last);
+        (What::Expect(Want::State { .. }), _) if r.op == OpKind::Delete => {
             "delete removed nothing".to_string()
         }
         (What::Expect(Want::State { value, last }), _) => {

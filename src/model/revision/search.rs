@@ -236,27 +236,16 @@ impl<'a> Dfs<'a> {
             }
             // Find the next alternative to take, backing up as needed.
             loop {
-                let Some(f) = frames.last_mut() else {
+                let Some(mut f) = frames.pop() else {
                     return Err(Stop::Violation(
                         self.deepest.expect("a failure was recorded"),
                     ));
                 };
-                let mut f = std::mem::replace(
-                    f,
-                    Frame {
-                        i: 0,
-                        cursor: 0,
-                        next: 0,
-                        cands: None,
-                        undo: Undo::Nothing,
-                    },
-                );
                 self.undo(&f);
                 if self.advance(&mut f) {
-                    *frames.last_mut().expect("still there") = f;
+                    frames.push(f);
                     break;
                 }
-                frames.pop();
                 if self.dominated(&f) {
                     return Err(Stop::Violation(
                         self.deepest.expect("a failure was recorded"),
